@@ -1,0 +1,23 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+
+/** The repository root (tests run from dist/, fixtures stay in the source tree). */
+export const repoRoot = findRoot();
+
+/** Path of a file under test/fixtures/. */
+export function fixture(...parts: string[]): string {
+  return join(repoRoot, 'test', 'fixtures', ...parts);
+}
+
+/** The built entry points, for tests that run the real binaries. */
+export const bin = {
+  es2d: join(repoRoot, 'dist', 'src', 'daemon', 'main.js'),
+  es2ctl: join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
+};
