@@ -1,0 +1,101 @@
+// Listeners for es2d: UNIX sockets (the default; access by file mode and group) and TCP.
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+
+import { Es2Error } from '../errors/index.js';
+
+export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export function parseListen(spec: string): ListenAddress {
+  if (spec.startsWith('unix:')) return { kind: 'unix', path: spec.slice(5) };
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d+)$/.exec(spec);
+  if (m === null || Number(m[2]) > 65535) {
+    throw new Es2Error('VALIDATION_FAILED', `bad listen address ${JSON.stringify(spec)}`, {
+      details: [{ path: '/listen', message: 'expected unix:PATH or HOST:PORT' }],
+    });
+  }
+  return { kind: 'tcp', host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/** True when something accepts connections on the socket (another es2d). */
+function socketAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function groupId(name: string): number {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [g, , gid] = line.split(':');
+    if (g === name && gid !== undefined) return Number(gid);
+  }
+  throw new Es2Error('VALIDATION_FAILED', `socket group ${JSON.stringify(name)} does not exist`, {
+    details: [{ path: '/socketGroup', message: 'no such group in /etc/group' }],
+  });
+}
+
+export interface BoundListener {
+  server: Server;
+  address: ListenAddress;
+  /** `unix:PATH` or `http://HOST:PORT` with the real port (for port 0). */
+  url: string;
+}
+
+export async function bind(
+  spec: string,
+  handler: RequestListener,
+  socket: { mode: number; group?: string | undefined },
+): Promise<BoundListener> {
+  const address = parseListen(spec);
+  const server = createServer(handler);
+  // Requests and keep-alive idle sockets must not keep a shutting-down es2d waiting for long.
+  server.keepAliveTimeout = 5000;
+  server.requestTimeout = 60_000;
+  if (address.kind === 'unix') {
+    mkdirSync(dirname(address.path), { recursive: true });
+    if (existsSync(address.path)) {
+      if (await socketAlive(address.path)) {
+        throw new Es2Error('CONFLICT', `another process is serving ${address.path}`);
+      }
+      // A socket file left by a killed es2d: nobody answers on it.
+      unlinkSync(address.path);
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(address.path, () => resolve());
+    });
+    chmodSync(address.path, socket.mode);
+    if (socket.group !== undefined) chownSync(address.path, -1, groupId(socket.group));
+    return { server, address, url: `unix:${address.path}` };
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => resolve());
+  });
+  const real = server.address() as AddressInfo;
+  const host = real.family === 'IPv6' ? `[${real.address}]` : real.address;
+  return { server, address: { ...address, port: real.port }, url: `http://${host}:${real.port}` };
+}
+
+export function closeServer(l: BoundListener): Promise<void> {
+  return new Promise((resolve) => {
+    l.server.close(() => {
+      if (l.address.kind === 'unix' && existsSync(l.address.path)) {
+        try {
+          unlinkSync(l.address.path);
+        } catch {
+          // already gone
+        }
+      }
+      resolve();
+    });
+    l.server.closeIdleConnections();
+  });
+}
