@@ -110,8 +110,6 @@ export interface StoreOptions {
   /** Most entries (pending and dead) the outbox keeps; when full the oldest is dropped. */
   outboxCapacity?: number;
   busyTimeoutMs?: number;
-  /** For tests of the migration machinery; production uses the built-in list. */
-  migrations?: readonly Migration[];
 }
 
 export const DB_FILE = 'es2.db';
@@ -230,7 +228,7 @@ export class Store {
       // The knob journal holds values that exist nowhere else once overwritten: every commit
       // reaches the disk, not only the WAL checkpoints.
       db.pragma('synchronous = FULL');
-      migrate(db, options.migrations ?? allMigrations, file);
+      migrate(db, allMigrations, file);
       return new Store(db, file, capacity);
     } catch (err) {
       db.close();
