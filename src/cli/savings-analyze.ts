@@ -55,7 +55,7 @@ function percent(x: number | null, digits: number): string {
 }
 
 function pair(before: string, after: string): string {
-  return `${before} -> ${after}`;
+  return before === '-' && after === '-' ? '-' : `${before} -> ${after}`;
 }
 
 /** One line per domain with the totals; per-reason figures are in `-o json`. */
