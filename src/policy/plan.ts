@@ -51,6 +51,10 @@ export interface Plan {
   es2Kernel: Es2KernelSettings | null;
   notApplicable: NotApplicable[];
   warnings: string[];
-  /** True when applying changes nothing (already applied). */
+  /**
+   * True when applying changes nothing (already applied): the definition already matches. `live`
+   * may still hold `iothread-poll` operations: before libvirt 9.4 poll parameters exist only in the
+   * running domain and no XML shows them, so plans always (re)set them; repeating them is harmless.
+   */
   noop: boolean;
 }

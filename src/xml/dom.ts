@@ -9,14 +9,13 @@ const ELEMENT_NODE = 1;
 const TEXT_NODE = 3;
 
 /**
- * Parses a domain XML document.
- * @throws Es2Error VALIDATION_FAILED when it is not well-formed or its root is not `<domain>`.
+ * Parses an XML document.
+ * @throws Es2Error VALIDATION_FAILED when it is not well-formed, saying where.
  */
-export function parseDomainXml(xml: string): Document {
+export function parseXml(xml: string, what: string): Document {
   let problem: string | null = null;
-  let doc: Document;
   try {
-    doc = new DOMParser({
+    return new DOMParser({
       onError: (_level, message, context) => {
         const at = context?.locator;
         problem = at === undefined ? message : `${message} (line ${at.lineNumber}, column ${at.columnNumber})`;
@@ -25,8 +24,16 @@ export function parseDomainXml(xml: string): Document {
     }).parseFromString(xml, 'text/xml');
   } catch (err) {
     const why = problem ?? (err instanceof Error ? err.message : String(err));
-    throw validationFailed(`malformed domain XML: ${why}`, [{ path: '/', message: why }]);
+    throw validationFailed(`malformed ${what}: ${why}`, [{ path: '/', message: why }]);
   }
+}
+
+/**
+ * Parses a domain XML document.
+ * @throws Es2Error VALIDATION_FAILED when it is not well-formed or its root is not `<domain>`.
+ */
+export function parseDomainXml(xml: string): Document {
+  const doc = parseXml(xml, 'domain XML');
   const root = doc.documentElement;
   if (root === null || root.namespaceURI !== null || root.localName !== 'domain') {
     throw validationFailed('not a libvirt domain XML: the root element must be <domain>', [
@@ -44,7 +51,7 @@ export function root(doc: Document): Element {
   return doc.documentElement as Element;
 }
 
-export function isElement(node: Node | null): node is Element {
+function isElement(node: Node | null): node is Element {
   return node !== null && node.nodeType === ELEMENT_NODE;
 }
 

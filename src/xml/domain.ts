@@ -23,7 +23,7 @@ export const CPUTUNE_ORDER = [
   'vcpusched', 'iothreadsched', 'cachetune', 'memorytune',
 ] as const;
 
-export function xmlNumber(text: string | null, path: string): number | null {
+function xmlNumber(text: string | null, path: string): number | null {
   if (text === null) return null;
   const trimmed = text.trim();
   if (!/^[0-9]+$/.test(trimmed)) throw validationFailed(`domain XML: ${path} is not a number: "${trimmed}"`, [{ path, message: 'not a number' }]);

@@ -18,7 +18,7 @@ import { validationFailed } from '../errors/index.js';
 import { formatCpuset, parseCpuset } from '../policy/cpuset.js';
 import type { Policy } from '../policy/types.js';
 import { validatePolicy } from '../policy/validate.js';
-import { child, children, insertAfter, parseDomainXml, root, serialize } from './dom.js';
+import { child, children, insertAfter, parseDomainXml, parseXml, root, serialize } from './dom.js';
 import { type ChangeRecord, RECORD_KINDS, type RecordEntry } from './record.js';
 
 export const ES2_NS = 'urn:x-es2:policy:1';
@@ -67,14 +67,8 @@ function readEntries(group: Element | null, where: string): RecordEntry[] {
   });
 }
 
-/**
- * Reads the es2 element of a parsed domain; null when there is none.
- * @throws Es2Error VALIDATION_FAILED when the element is there but cannot be read.
- */
-export function readEs2State(doc: Document): Es2State | null {
-  const el = findEs2Element(doc);
-  if (el === null) return null;
-  if (el.localName !== ELEMENT) throw corrupt(`unknown element <${el.tagName}>`);
+function readElement(el: Element): Es2State {
+  if (el.namespaceURI !== ES2_NS || el.localName !== ELEMENT) throw corrupt(`unknown element <${el.tagName}>`);
   const spec = child(el, 'spec', ES2_NS);
   if (spec === null) throw corrupt('no <es2:spec>');
   let json: unknown;
@@ -93,6 +87,15 @@ export function readEs2State(doc: Document): Es2State | null {
     },
     iothreadIds: ids === null || ids === '' ? [] : parseCpuset(ids, `${WHERE}/@iothreads`),
   };
+}
+
+/**
+ * Reads the es2 element of a parsed domain; null when there is none.
+ * @throws Es2Error VALIDATION_FAILED when the element is there but cannot be read.
+ */
+export function readEs2State(doc: Document): Es2State | null {
+  const el = findEs2Element(doc);
+  return el === null ? null : readElement(el);
 }
 
 /** JSON with object keys sorted: equal policies always read the same, whatever order they came in. */
@@ -140,9 +143,13 @@ export function es2MetadataXml(domainXml: string): string | null {
 }
 
 /**
- * The policy recorded in a domain's es2 metadata element, or null when it has none.
+ * The policy recorded by es2: from a domain XML (null when it has no es2 element), or from the es2
+ * element alone, as virDomainGetMetadata returns it.
  * @throws Es2Error VALIDATION_FAILED for malformed XML or an unreadable es2 element.
  */
-export function readRecordedPolicy(domainXml: string): Policy | null {
-  return readEs2State(parseDomainXml(domainXml))?.policy ?? null;
+export function readRecordedPolicy(xml: string): Policy | null {
+  const doc = parseXml(xml, 'XML');
+  const top = root(doc);
+  if (top.namespaceURI === ES2_NS) return readElement(top).policy;
+  return readEs2State(parseDomainXml(xml))?.policy ?? null;
 }

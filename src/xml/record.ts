@@ -32,7 +32,7 @@ export const RECORD_KINDS: Readonly<Record<string, { identity: readonly string[]
 };
 
 /** Finds the element an entry names, or null when it is not (or no longer) there. */
-export function locate(doc: Document, entry: RecordEntry): Element | null {
+function locate(doc: Document, entry: RecordEntry): Element | null {
   const domain = root(doc);
   const cputune = child(domain, 'cputune');
   const a = entry.attrs;

@@ -182,6 +182,10 @@ describe('the es2 metadata element', () => {
     assert.match(xml, /^<es2:policy [^>]*xmlns:es2="urn:x-es2:policy:1"/);
   });
 
+  it('gives its policy back from the element alone, as virDomainGetMetadata returns it', () => {
+    assert.deepEqual(readRecordedPolicy(es2MetadataXml(applied) ?? ''), policy);
+  });
+
   it('is read back whatever prefix and formatting libvirt gives it', () => {
     const element = es2MetadataXml(applied) ?? '';
     assert.ok(applied.includes(element));
