@@ -1,14 +1,10 @@
 // openapi/es2.yaml is the contract: routes, parameters and bodies are validated from it with ajv,
 // and tests validate every response against it with the same validators.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { Ajv2020, ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { parse as parseYaml } from 'yaml';
 
 import type { ErrorDetail } from '../errors/index.js';
+import { documentAjv, DOCUMENT_ID, openApiDocument, schemaErrorDetails } from '../policy/schema.js';
 
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -43,37 +39,9 @@ export interface Spec {
   schema(name: string): ValidateFunction;
 }
 
-const SPEC_ID = 'https://es2.invalid/openapi/es2.yaml';
-
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-
-export const SPEC_FILE = join(findRoot(), 'openapi', 'es2.yaml');
-
-/** ajv errors as `details[]`, each with the JSON pointer of the field and a message that names it. */
-export function toDetails(errors: ErrorObject[] | null | undefined, prefix = ''): ErrorDetail[] {
-  return (errors ?? []).map((e) => {
-    let path = e.instancePath;
-    let message = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties') {
-      path += `/${(e.params as { additionalProperty: string }).additionalProperty}`;
-      message = 'unknown field';
-    } else if (e.keyword === 'required') {
-      path += `/${(e.params as { missingProperty: string }).missingProperty}`;
-      message = 'is required';
-    }
-    return { path: `${prefix}${path}` || '/', message };
-  });
-}
-
 function newAjv(coerce: boolean): Ajv2020 {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, coerceTypes: coerce, useDefaults: false });
+  const ajv = documentAjv({ coerceTypes: coerce });
   addFormats(ajv);
-  // OpenAPI keywords that are annotations for JSON Schema purposes.
-  for (const keyword of ['example', 'components', 'discriminator', 'externalDocs', 'xml']) ajv.addKeyword(keyword);
   return ajv;
 }
 
@@ -89,12 +57,10 @@ function paramsSchema(params: ParameterObject[], where: ParameterObject['in']): 
   };
 }
 
-export function loadSpec(file = SPEC_FILE): Spec {
-  const document = parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const components = (document.components ?? {}) as object;
+export function loadSpec(): Spec {
+  const document = openApiDocument;
   const strictAjv = newAjv(false);
   const coercingAjv = newAjv(true);
-  for (const ajv of [strictAjv, coercingAjv]) ajv.addSchema({ $id: SPEC_ID, components });
 
   const compile = (ajv: Ajv2020, schema: object): ValidateFunction => ajv.compile(rebase(schema));
 
@@ -134,13 +100,13 @@ export function loadSpec(file = SPEC_FILE): Spec {
           const out: ErrorDetail[] = [];
           for (const where of ['path', 'query', 'header'] as const) {
             const v = validators[where];
-            if (!v(input[where])) out.push(...toDetails(v.errors, `/${where}`));
+            if (!v(input[where])) out.push(...schemaErrorDetails(v.errors, `/${where}`));
           }
           return out;
         },
         ...(bodyValidator === undefined
           ? {}
-          : { validateBody: (body: unknown) => (bodyValidator(body) ? [] : toDetails(bodyValidator.errors)) }),
+          : { validateBody: (body: unknown) => (bodyValidator(body) ? [] : schemaErrorDetails(bodyValidator.errors)) }),
         bodyRequired: op.requestBody?.required === true,
         responses,
       });
@@ -153,7 +119,7 @@ export function loadSpec(file = SPEC_FILE): Spec {
     schema(name) {
       let v = byName.get(name);
       if (v === undefined) {
-        v = strictAjv.compile({ $ref: `${SPEC_ID}#/components/schemas/${name}` });
+        v = strictAjv.compile({ $ref: `${DOCUMENT_ID}#/components/schemas/${name}` });
         byName.set(name, v);
       }
       return v;
@@ -164,7 +130,7 @@ export function loadSpec(file = SPEC_FILE): Spec {
 /** Local `#/...` refs in an operation's schemas point into the spec document. */
 function rebase(schema: object): object {
   return JSON.parse(JSON.stringify(schema), (key, value: unknown) =>
-    key === '$ref' && typeof value === 'string' && value.startsWith('#/') ? `${SPEC_ID}${value}` : value,
+    key === '$ref' && typeof value === 'string' && value.startsWith('#/') ? `${DOCUMENT_ID}${value}` : value,
   ) as object;
 }
 

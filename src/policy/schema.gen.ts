@@ -3,10 +3,529 @@
  * Do not make direct changes to the file.
  */
 
-export type paths = Record<string, never>;
+export interface paths {
+    "/v1/host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Host capabilities, versions, CPUs and the knob journal. Read-only; never touches a knob. */
+        get: operations["getHost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/host/knobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Holds host knobs for the operator (journaled with the original value). Only the knobs in the schema can be written; the value in force is the largest any holder asks for. */
+        put: operations["putHostKnobs"];
+        post?: never;
+        /** Writes every journaled knob back to the value found before es2 first wrote it and drops all holds, also those of domains. Works after an es2d restart. */
+        delete: operations["restoreHostKnobs"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Domains libvirt knows plus stored policies for domains not created yet (pending). */
+        get: operations["listDomains"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{ref}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        /** One domain with its effective policy, sources, applied state and drift; ETag for writes. */
+        get: operations["getDomain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{ref}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Stores the API policy of a domain and applies it live and persistently. A UUID libvirt does not know yet is stored as pending (202) and applied when the domain appears. `If-Match` guards against lost updates; `dryRun=true` returns the plan and changes nothing. */
+        put: operations["putDomainPolicy"];
+        post?: never;
+        /** Removes the API policy and everything es2 changed in the domain (restoring the values it replaced) and releases its knob holds. Flavor or config policies still apply afterwards. */
+        delete: operations["deleteDomainPolicy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{ref}/savings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        /** The savings report of one running domain (rolling current window against its baseline). */
+        get: operations["getDomainSavings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{ref}/baseline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Takes the domain's baseline now from the samples of the rolling window (replacing the stored one). Needs at least two samples of a running domain. */
+        post: operations["captureBaseline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/savings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Savings reports of every running domain es2d collects stats for. */
+        get: operations["listSavings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/hooks/libvirt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Called by the libvirt qemu hook. Never calls libvirt (libvirt waits on the hook); work for `started` is queued. For `migrate` and `restore` returns the rewritten XML or null. */
+        post: operations["libvirtHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus text exposition. Open on every listener. */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document as JSON. */
+        get: operations["getOpenApi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** 200 while the es2d process serves requests. Says nothing about libvirt. */
+        get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** 200 when libvirt is connected and start-up reconciliation is done, else 503. */
+        get: operations["getReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The one error body of es2 (API, CLI and hook print the same `code`). */
+        Error: {
+            /** @enum {string} */
+            code: "VALIDATION_FAILED" | "UNAUTHORIZED" | "DOMAIN_NOT_FOUND" | "PRECONDITION_FAILED" | "HOST_UNSUPPORTED" | "CONFLICT" | "LIBVIRT_UNAVAILABLE" | "INTERNAL";
+            message: string;
+            details?: {
+                /** @description JSON pointer of the offending input (`/vcpus/0/cpuset`, `/query/dryRun`). */
+                path: string;
+                message: string;
+            }[];
+        };
+        Health: {
+            /** @enum {string} */
+            status: "ok" | "unavailable";
+            checks: {
+                [key: string]: boolean;
+            };
+        };
+        CpuList: number[];
+        LiveOp: {
+            /** @enum {string} */
+            op: "iothread-add" | "iothread-del" | "iothread-pin" | "iothread-poll" | "vcpu-pin" | "metadata-set" | "metadata-remove";
+            id?: number;
+            vcpu?: number;
+            cpus?: components["schemas"]["CpuList"];
+            pollMaxNs?: number;
+            pollGrow?: number;
+            pollShrink?: number;
+            key?: string;
+            uri?: string;
+            xml?: string;
+        };
+        /** @description What applying or removing a policy does to one domain on this host. */
+        Plan: {
+            /** @description Live libvirt operations, in execution order. */
+            live: components["schemas"]["LiveOp"][];
+            /** @description Changes to the persistent definition (take effect at the next start where libvirt needs it). */
+            persistent: {
+                path: string;
+                /** @enum {string} */
+                action: "add" | "set" | "remove";
+                before?: string;
+                after?: string;
+            }[];
+            hostKnobs: {
+                knob: string;
+                value: number;
+            }[];
+            es2Kernel: null | {
+                enabled: boolean;
+                kickRateThreshold?: number;
+                idleTimeoutUs?: number;
+                /** @enum {string} */
+                redirect?: "off" | "running" | "labeled";
+                redirectVcpus?: components["schemas"]["CpuList"];
+                haltPollNs?: number;
+            };
+            /** @description Requested settings that cannot act on this host, with the reason. Never dropped silently. */
+            notApplicable: {
+                setting: string;
+                reason: string;
+            }[];
+            warnings: string[];
+            /** @description Applying changes nothing. */
+            noop: boolean;
+        };
+        Rates: {
+            perSecond: number | null;
+            perIoOp: number | null;
+        };
+        /** @description Per exit reason (`exits` is the total). */
+        RatesByReason: {
+            exits: components["schemas"]["Rates"];
+            io_exits: components["schemas"]["Rates"];
+            mmio_exits: components["schemas"]["Rates"];
+            irq_exits: components["schemas"]["Rates"];
+            halt_exits: components["schemas"]["Rates"];
+            irq_window_exits: components["schemas"]["Rates"];
+            request_irq_exits: components["schemas"]["Rates"];
+            signal_exits: components["schemas"]["Rates"];
+            nmi_window_exits: components["schemas"]["Rates"];
+        };
+        /** @description One domain's savings (DESIGN.md, Savings). Values that cannot be computed are null. */
+        SavingsReport: {
+            uuid: string | null;
+            name: string;
+            nova: {
+                project: string | null;
+                flavor: string | null;
+            };
+            baseline: null | {
+                /** Format: date-time */
+                capturedAt: string;
+                seconds: number;
+                ioOpsPerSecond: number | null;
+                vcpus: number;
+                byReason: components["schemas"]["RatesByReason"];
+            };
+            current: {
+                /** Format: date-time */
+                start: string | null;
+                /** Format: date-time */
+                end: string | null;
+                seconds: number;
+                ioOpsPerSecond: number | null;
+                vcpus: number;
+                byReason: components["schemas"]["RatesByReason"];
+            };
+            savings: {
+                byReason: {
+                    [key: string]: {
+                        reduction: number | null;
+                        avoidedPerSecond: number | null;
+                    };
+                };
+                ehtBefore: number | null;
+                ehtAfter: number | null;
+            };
+            /** @enum {string} */
+            confidence: "ok" | "no-baseline" | "insufficient-data" | "no-kvm-stats";
+        };
+        BaselineRecord: {
+            uuid: string;
+            /** Format: date-time */
+            capturedAt: string;
+            baseline: {
+                /** Format: date-time */
+                capturedAt: string;
+                /** Format: date-time */
+                start: string;
+                seconds: number;
+                ioOps: number;
+                ioOpsPerSecond: number | null;
+                vcpus: number;
+                hasKvmStats: boolean;
+                byReason: components["schemas"]["RatesByReason"];
+            };
+        };
+        KnobEntry: {
+            /** @enum {string} */
+            knob: "halt_poll_ns" | "halt_poll_ns_grow" | "halt_poll_ns_grow_start";
+            /** @description Relative to the host root. */
+            path: string;
+            /** @description The value before es2 first wrote it; written back when the last holder goes. */
+            original: number;
+            /** @description The value in force (the largest any holder asks for). */
+            current: number;
+            /** @description Holder (domain UUID or `operator`) to the value it asks for. */
+            holders: {
+                [key: string]: number;
+            };
+        };
+        KnobJournal: {
+            knobs: components["schemas"]["KnobEntry"][];
+            /** @description Knobs written back by this request. */
+            restored?: {
+                knob: string;
+                from: number;
+                to: number;
+            }[];
+        };
+        /** @description Knob values the operator holds. Only these knobs exist; each is journaled. */
+        HostKnobsRequest: {
+            halt_poll_ns?: number;
+            halt_poll_ns_grow?: number;
+            halt_poll_ns_grow_start?: number;
+        };
+        Host: {
+            hostname?: string | null;
+            uri: string;
+            connected: boolean;
+            ready: boolean;
+            /** @enum {string} */
+            backend: "es2-kernel" | "stock";
+            /** @description Host CPUs (cpuset syntax); null while libvirt is away. */
+            cpus: string | null;
+            cpuPool: string | null;
+            /** @description The capability probe (posted interrupts, halt polling, ES2 kernel interface, versions, vhost-net poll-us). */
+            capabilities: {
+                hostRoot?: string;
+                /** @enum {string} */
+                backend: "es2-kernel" | "stock";
+                kvm?: Record<string, never>;
+                postedInterrupts: {
+                    supported: boolean | null;
+                    reason: string;
+                };
+                haltPoll: Record<string, never>;
+                es2Kernel: Record<string, never>;
+                libvirt: Record<string, never>;
+                vhostNetPollUs: {
+                    /** @constant */
+                    supported: false;
+                    reason: string;
+                };
+            };
+            knobs: components["schemas"]["KnobEntry"][];
+        };
+        /**
+         * @description libvirt's state; `absent` for a stored policy whose domain libvirt does not know (yet).
+         * @enum {string}
+         */
+        DomainState: "nostate" | "running" | "blocked" | "paused" | "shutdown" | "shutoff" | "crashed" | "pmsuspended" | "absent";
+        DomainSummary: {
+            uuid: string;
+            name: string | null;
+            state: components["schemas"]["DomainState"];
+            /** @description The effective policy enables ES2. */
+            enabled: boolean;
+            /** @description Where `enabled` came from. */
+            source?: null | components["schemas"]["PolicySource"];
+            /** @description A stored policy waits for the domain to appear. */
+            pending: boolean;
+            /** @description The last check found live state differing from the policy. */
+            drift?: boolean;
+        };
+        DomainList: {
+            domains: components["schemas"]["DomainSummary"][];
+        };
+        Drift: {
+            /** Format: date-time */
+            checkedAt: string;
+            /** @description es2d re-applied (config `drift: repair`). */
+            repaired: boolean;
+            items: {
+                /** @description e.g. `vcpu 0 pin`, `iothread 1 poll-max-ns`. */
+                what: string;
+                expected: string;
+                actual: string;
+            }[];
+        };
+        Domain: {
+            uuid: string;
+            name: string | null;
+            state: components["schemas"]["DomainState"];
+            active: boolean;
+            persistent: boolean | null;
+            nova: null | {
+                instance?: string | null;
+                project?: string | null;
+                projectId?: string | null;
+                flavor?: string | null;
+            };
+            /** @description The API policy in the store (the source of truth across Nova hard reboots). */
+            storedPolicy: null | components["schemas"]["Policy"];
+            effective: null | components["schemas"]["EffectivePolicy"];
+            /** @description The policy recorded in the domain's es2 metadata element (a mirror that travels with migration). */
+            recorded: null | components["schemas"]["Policy"];
+            applied: null | {
+                /** Format: date-time */
+                at: string;
+                /** @enum {string} */
+                result: "ok" | "partial" | "failed";
+                error?: string | null;
+                plan?: unknown;
+            };
+            drift: null | components["schemas"]["Drift"];
+            etag: string;
+        };
+        PolicyResult: {
+            uuid: string;
+            name?: string | null;
+            /**
+             * @description `applied`: live and persistent; `stored`: domain is not running, definition updated; `pending`: domain unknown to libvirt or libvirt away, applies when it appears; `planned`: dry run; `removed`: policy deleted and es2's changes undone.
+             * @enum {string}
+             */
+            status: "applied" | "stored" | "pending" | "planned" | "removed";
+            plan: null | components["schemas"]["Plan"];
+            etag: string;
+        };
+        HookRequest: {
+            name: string;
+            op: string;
+            subop: string;
+            extra: string;
+            xml: string;
+        };
+        HookResponse: {
+            /** @description The rewritten domain XML for `migrate`/`restore`, or null (print nothing). */
+            xml: string | null;
+            /** @description What es2d changed or skipped (pins that cannot exist on this host). */
+            notes?: string[];
+        };
         /** @description The ES2 policy of one domain, as stored by the API and recorded in the domain's es2 metadata element. A complete policy: `enabled` is required. */
         Policy: {
             enabled: boolean;
@@ -79,14 +598,434 @@ export interface components {
             };
         };
     };
-    responses: never;
-    parameters: never;
+    responses: {
+        /** @description The request does not match this document (VALIDATION_FAILED). */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Any other failure: UNAUTHORIZED 401, DOMAIN_NOT_FOUND 404, CONFLICT 409, PRECONDITION_FAILED 412, HOST_UNSUPPORTED 422, INTERNAL 500, LIBVIRT_UNAVAILABLE 503. */
+        Error: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+    };
+    parameters: {
+        /** @description A domain UUID or name. */
+        DomainRef: string;
+        /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+        IfMatch: string;
+        /** @description Return the plan and change nothing. */
+        DryRun: boolean;
+    };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description Opaque version of the stored API policy of the domain (`"none"` when there is none). */
+        ETag: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
+export interface operations {
+    getHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The host as es2d sees it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    putHostKnobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostKnobsRequest"];
+            };
+        };
+        responses: {
+            /** @description The knob journal after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnobJournal"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    restoreHostKnobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The knob journal after the restore (empty). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnobJournal"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listDomains: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One entry per domain UUID. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getDomain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The domain. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Domain"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    putDomainPolicy: {
+        parameters: {
+            query?: {
+                /** @description Return the plan and change nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+            };
+            header?: {
+                /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Policy"];
+            };
+        };
+        responses: {
+            /** @description Applied (or, with dryRun, the plan only). */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyResult"];
+                };
+            };
+            /** @description Stored for a domain libvirt does not know yet, or while libvirt is away. */
+            202: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteDomainPolicy: {
+        parameters: {
+            query?: {
+                /** @description Return the plan and change nothing. */
+                dryRun?: components["parameters"]["DryRun"];
+            };
+            header?: {
+                /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed (or, with dryRun, the plan only). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getDomainSavings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report; `confidence` says how far to trust it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    captureBaseline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A domain UUID or name. */
+                ref: components["parameters"]["DomainRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new baseline. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaselineRecord"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    listSavings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One report per domain. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavingsReport"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    libvirtHook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookRequest"];
+            };
+        };
+        responses: {
+            /** @description What the hook prints (null = nothing, the XML is unchanged). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getOpenApi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description Not ready; `checks` says which check fails. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+}
 type WithRequired<T, K extends keyof T> = T & {
     [P in K]-?: T[P];
 };
-export type operations = Record<string, never>;

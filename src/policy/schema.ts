@@ -1,38 +1,36 @@
 // The contract is openapi/es2.yaml: validators are compiled from its `components.schemas` and the
 // TypeScript types in schema.gen.ts are generated from it. This module reads that one file of the
 // package itself, once, when first imported; the rest of src/policy stays free of I/O.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 
 import type { ErrorDetail } from '../errors/index.js';
+import { packageFile } from '../package/root.js';
 
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('es2: package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
-
-export const OPENAPI_PATH = join(packageRoot(), 'openapi', 'es2.yaml');
+export const OPENAPI_PATH = packageFile('openapi', 'es2.yaml');
 
 /** The parsed OpenAPI document. */
 export const openApiDocument = parseYaml(readFileSync(OPENAPI_PATH, 'utf8')) as Record<string, unknown>;
 
-const DOCUMENT_ID = 'urn:x-es2:openapi';
+export const DOCUMENT_ID = 'urn:x-es2:openapi';
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-// The OpenAPI document is added whole so `$ref: '#/components/schemas/...'` resolves inside it; its
-// top-level OpenAPI fields and the Schema Object's `example` are not JSON Schema keywords.
-ajv.addVocabulary(['openapi', 'info', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags',
-  'externalDocs', 'jsonSchemaDialect', 'example']);
-ajv.addSchema(openApiDocument, DOCUMENT_ID);
+/**
+ * An ajv instance that knows the whole OpenAPI document, so `${DOCUMENT_ID}#/components/...`
+ * references resolve inside it. The API compiles its parameter validators with type coercion on
+ * another instance made here.
+ */
+export function documentAjv(options: Options = {}): Ajv2020 {
+  const instance = new Ajv2020({ allErrors: true, strict: true, ...options });
+  // The top-level OpenAPI fields and the Schema Object's `example` are not JSON Schema keywords.
+  instance.addVocabulary(['openapi', 'info', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags',
+    'externalDocs', 'jsonSchemaDialect', 'example']);
+  instance.addSchema(openApiDocument, DOCUMENT_ID);
+  return instance;
+}
+
+const ajv = documentAjv();
 
 const compiled = new Map<string, ValidateFunction>();
 

@@ -1,15 +1,9 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
+import { packageRoot } from '../../src/package/root.js';
 
 /** The repository root (tests run from dist/, fixtures stay in the source tree). */
-export const repoRoot = findRoot();
+export const repoRoot = packageRoot;
 
 /** Path of a file under test/fixtures/. */
 export function fixture(...parts: string[]): string {
