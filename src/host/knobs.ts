@@ -82,14 +82,16 @@ export class KnobManager {
   }
 
   /**
-   * Drops every request of `holder`. A knob whose last holder goes gets its original back and
-   * leaves the journal; otherwise the value in force is recomputed. Returns the writes made.
+   * Drops the requests of `holder` (on every knob, or on `only`). A knob whose last holder goes
+   * gets its original back and leaves the journal; otherwise the value in force is recomputed.
+   * Returns the writes made.
    */
-  release(holder: string): KnobWrite[] {
+  release(holder: string, only?: KnobName): KnobWrite[] {
     return this.store.transaction(() => {
       const writes: KnobWrite[] = [];
       for (const entry of this.store.listKnobs()) {
         if (!Object.hasOwn(entry.holders, holder) || !isKnobName(entry.knob)) continue;
+        if (only !== undefined && entry.knob !== only) continue;
         const holders = { ...entry.holders };
         delete holders[holder];
         const before = entry.current;

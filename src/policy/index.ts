@@ -9,3 +9,4 @@ export type { Es2KernelSettings, KnobChange, LiveOp, NotApplicable, Plan, XmlCha
 export { openApiDocument, schemaErrorDetails, schemaValidator } from './schema.js';
 export type { EffectivePolicy, HybridIo, InterruptRedirection, Policy, PolicyLayer, PolicySource, VcpuPolicy } from './types.js';
 export { validatePolicy, validatePolicyLayer } from './validate.js';
+export { fitPolicyToHost, type FittedPolicy } from './fit.js';

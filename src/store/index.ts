@@ -13,6 +13,9 @@ import { prepareStatements, type Statements } from './sql.js';
 
 export type { Migration } from './schema.js';
 
+/** The ETag of a domain without a stored policy; as `ifMatch` it means "none may be stored". */
+export const ABSENT_ETAG = 'none';
+
 export interface PolicyRecord<P = unknown> {
   uuid: string;
   /** The domain name when the writer knew it; a policy may precede the domain. */
@@ -293,6 +296,13 @@ export class Store {
 
   private checkIfMatch(uuid: string, current: PolicyRow | undefined, ifMatch: string | undefined): void {
     if (ifMatch === undefined) return;
+    if (ifMatch === ABSENT_ETAG) {
+      // The ETag a reader saw when no policy was stored: the write must still find none.
+      if (current !== undefined) {
+        throw new Es2Error('PRECONDITION_FAILED', `If-Match ${ifMatch}: a policy was stored for ${uuid} since it was read (ETag ${current.etag})`);
+      }
+      return;
+    }
     if (current === undefined) {
       throw new Es2Error('PRECONDITION_FAILED', `If-Match ${ifMatch}: no policy is stored for ${uuid}`);
     }

@@ -9,7 +9,7 @@ import { type HostFacts, LIBVIRT_IOTHREAD_POLL_XML } from '../policy/host-facts.
 import type { Plan } from '../policy/plan.js';
 import type { Policy } from '../policy/types.js';
 import { validatePolicy } from '../policy/validate.js';
-import { parseDomainXml, removeTidy, serialize } from './dom.js';
+import { child, children, parseDomainXml, removeTidy, root, serialize } from './dom.js';
 import { readDomainShape } from './domain.js';
 import { configure, ensureTop } from './configure.js';
 import { findEs2Element, readEs2State, writeEs2Element } from './metadata.js';
@@ -29,6 +29,30 @@ function restore(doc: Document): void {
   if (el === null || state === null) return;
   removeTidy(el);
   undo(doc, state.record);
+  trimIothreadIds(doc, state.iothreadIds);
+}
+
+/**
+ * libvirt lists every IOThread of a running domain in `<iothreadids>`, also those es2 added live,
+ * so that element can outlive the `<iothreads>` count es2's record restores. IOThreads beyond the
+ * restored count go, es2's own first and the highest ids first.
+ */
+function trimIothreadIds(doc: Document, es2Ids: readonly number[]): void {
+  const top = root(doc);
+  const ids = child(top, 'iothreadids');
+  if (ids === null) return;
+  const count = Number(child(top, 'iothreads')?.textContent?.trim() ?? '0');
+  const entries = children(ids, 'iothread');
+  const mine = entries
+    .filter((e) => es2Ids.includes(Number(e.getAttribute('id'))))
+    .sort((a, b) => Number(b.getAttribute('id')) - Number(a.getAttribute('id')));
+  let excess = entries.length - count;
+  for (const entry of mine) {
+    if (excess <= 0) break;
+    removeTidy(entry);
+    excess--;
+  }
+  if (children(ids, 'iothread').length === 0) removeTidy(ids);
 }
 
 function makePlan(before: Es2View, after: Es2View, layout: Pick<Layout, 'hostKnobs' | 'es2Kernel' | 'notApplicable' | 'warnings' | 'pollInXml'>, host: HostFacts): Plan {

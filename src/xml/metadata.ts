@@ -12,7 +12,7 @@
 // In <es2:replaced> each attribute other than the identity holds a previous value, and an absent
 // attribute means the value was absent. `iothreads` lists the IOThread ids es2 serves (cpuset
 // syntax). The policy JSON has its keys sorted.
-import type { Document, Element } from '@xmldom/xmldom';
+import { DOMImplementation, type Document, type Element, type Node } from '@xmldom/xmldom';
 
 import { validationFailed } from '../errors/index.js';
 import { formatCpuset, parseCpuset } from '../policy/cpuset.js';
@@ -132,6 +132,35 @@ export function writeEs2Element(metadata: Element, state: Es2State): Element {
   return el;
 }
 
+/** A copy of `el` with every element moved into namespace `ns` (null: no namespace). */
+function renamespaced(el: Element, ns: string | null, prefix: string | null): Element {
+  const doc = new DOMImplementation().createDocument(ns, null as unknown as string, null);
+  const copy = (from: Element): Element => {
+    const name = from.localName ?? from.tagName;
+    const to = doc.createElementNS(ns, prefix === null ? name : `${prefix}:${name}`);
+    for (let i = 0; i < from.attributes.length; i++) {
+      const attr = from.attributes.item(i);
+      if (attr === null || attr.name === 'xmlns' || attr.prefix === 'xmlns') continue;
+      to.setAttribute(attr.name, attr.value);
+    }
+    for (let n: Node | null = from.firstChild; n !== null; n = n.nextSibling) {
+      if (n.nodeType === n.ELEMENT_NODE) to.appendChild(copy(n as Element));
+      else if (n.nodeType === n.TEXT_NODE || n.nodeType === n.CDATA_SECTION_NODE) to.appendChild(doc.createTextNode(n.nodeValue ?? ''));
+    }
+    return to;
+  };
+  return copy(el);
+}
+
+/**
+ * The es2 element as virDomainSetMetadata takes it: without a namespace. libvirt puts the element
+ * and its descendants into the `uri` namespace under the `key` prefix itself, and refuses an
+ * element that already declares that prefix ("failed to create a new XML namespace").
+ */
+export function metadataPayload(el: Element): string {
+  return serialize(renamespaced(el, null, null));
+}
+
 /**
  * The es2 metadata element of a domain as an XML string (what virDomainSetMetadata takes), or
  * null when the domain has none.
@@ -139,7 +168,7 @@ export function writeEs2Element(metadata: Element, state: Es2State): Element {
  */
 export function es2MetadataXml(domainXml: string): string | null {
   const el = findEs2Element(parseDomainXml(domainXml));
-  return el === null ? null : serialize(el);
+  return el === null ? null : metadataPayload(el);
 }
 
 /**
@@ -151,5 +180,7 @@ export function readRecordedPolicy(xml: string): Policy | null {
   const doc = parseXml(xml, 'XML');
   const top = root(doc);
   if (top.namespaceURI === ES2_NS) return readElement(top).policy;
+  // virDomainGetMetadata returns the element without its namespace.
+  if (top.namespaceURI === null && top.localName === ELEMENT) return readElement(renamespaced(top, ES2_NS, ES2_PREFIX)).policy;
   return readEs2State(parseDomainXml(xml))?.policy ?? null;
 }

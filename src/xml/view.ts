@@ -6,9 +6,9 @@ import { parseCpuset, sameCpus } from '../policy/cpuset.js';
 import { type PollParams, QEMU_IOTHREAD_POLL_DEFAULTS } from '../policy/decide.js';
 import type { HostFacts } from '../policy/host-facts.js';
 import type { LiveOp, XmlChange } from '../policy/plan.js';
-import { child, children, root, serialize } from './dom.js';
+import { child, children, root } from './dom.js';
 import { diskTarget, iothreadIds, virtioDisks } from './domain.js';
-import { ES2_METADATA_KEY, ES2_NS, type Es2State, findEs2Element, readEs2State } from './metadata.js';
+import { ES2_METADATA_KEY, ES2_NS, type Es2State, findEs2Element, metadataPayload, readEs2State } from './metadata.js';
 
 export interface Es2View {
   iothreads: string | null;
@@ -72,7 +72,7 @@ export function readView(doc: Document): Es2View {
     hasCputune: child(domain, 'cputune') !== null,
     hasMetadata: child(domain, 'metadata') !== null,
     diskIothreads: new Map(virtioDisks(doc).map((disk) => [diskTarget(disk), child(disk, 'driver')?.getAttribute('iothread') ?? null])),
-    es2Xml: es2 === null ? null : serialize(es2),
+    es2Xml: es2 === null ? null : metadataPayload(es2),
     es2State: readEs2State(doc),
     placement: child(domain, 'vcpu')?.getAttribute('cpuset') || null,
   };

@@ -1,0 +1,233 @@
+// The operations of openapi/es2.yaml. Handlers only throw Es2Error; src/api/http-errors.ts maps.
+import { Es2Error } from '../errors/index.js';
+import { OPERATOR_HOLDER, type KnobManager } from '../host/index.js';
+import { isKnobName } from '../host/index.js';
+import { ConnectListDomains, DomainState, DomainXMLFlags, type Connection } from '../libvirt/index.js';
+import { formatCpuset, openApiDocument, validatePolicy, type Policy } from '../policy/index.js';
+import type { Controller } from '../reconcile/controller.js';
+import { canonicalUuid, isUuid } from '../reconcile/controller.js';
+import type { HookRequest, HookService } from '../reconcile/hook.js';
+import type { LibvirtLink } from '../reconcile/link.js';
+import type { Metrics } from '../report/metrics.js';
+import type { Reports } from '../report/reports.js';
+import { ABSENT_ETAG, type Store } from '../store/index.js';
+import { readRecordedPolicy } from '../xml/index.js';
+import type { ApiRequest, ApiResponse, Handler } from './app.js';
+
+export interface HandlerDeps {
+  uri: string;
+  link: LibvirtLink;
+  store: Store;
+  controller: Controller;
+  knobs: KnobManager;
+  reports: Reports;
+  metrics: Metrics;
+  hooks: HookService;
+  cpuPool?: string | undefined;
+}
+
+const STATE_NAMES = Object.fromEntries(Object.entries(DomainState).map(([k, v]) => [v, k.toLowerCase()])) as Record<number, string>;
+
+/** ETags travel quoted (`"abc"`, maybe weak `W/"abc"`); the store keeps the bare value. */
+function bareEtag(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const value = Array.isArray(header) ? header[0]! : header;
+  const m = /^\s*(?:W\/)?"?([^"]*)"?\s*$/.exec(value);
+  return m?.[1] === '' ? undefined : m?.[1];
+}
+
+const quote = (etag: string): string => `"${etag}"`;
+
+export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
+  const { link, store, controller, knobs, reports, metrics, hooks } = deps;
+
+  const knobList = (): ReturnType<KnobManager['list']> => knobs.list();
+
+  /** `{ref}` → a domain libvirt knows, or an unknown UUID (null `name`, `known` false). */
+  async function lookup(ref: string): Promise<{ conn: Connection; uuid: string; name: string | null; known: boolean }> {
+    const conn = link.require();
+    const found = await controller.resolve(conn, ref);
+    if (found !== null) return { conn, uuid: found.uuid, name: found.name, known: true };
+    return { conn, uuid: canonicalUuid(ref), name: null, known: false };
+  }
+
+  function etagOf(uuid: string): string {
+    return store.getPolicy(uuid)?.etag ?? ABSENT_ETAG;
+  }
+
+  async function domainView(ref: string): Promise<ApiResponse> {
+    const { conn, uuid, name, known } = await lookup(ref);
+    const stored = store.getPolicy<Policy>(uuid);
+    const applied = store.getApplied(uuid);
+    const etag = stored?.etag ?? ABSENT_ETAG;
+    const appliedView = applied === undefined ? null : {
+      at: applied.appliedAt, result: applied.result, error: applied.error, plan: applied.plan,
+    };
+    if (!known) {
+      if (stored === undefined) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid} and no policy is stored for it`);
+      return {
+        headers: { ETag: quote(etag) },
+        body: {
+          uuid, name: stored.name, state: 'absent', active: false, persistent: null, nova: null,
+          storedPolicy: stored.policy, effective: null, recorded: null, applied: appliedView,
+          drift: null, etag,
+        },
+      };
+    }
+    const info = await conn.domainGetInfo(uuid);
+    const persistentXml = info.persistent ? await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE) : null;
+    const liveXml = info.active ? await conn.domainGetXMLDesc(uuid) : persistentXml;
+    const identity = await controller.identity(conn, uuid);
+    let effective = null;
+    try {
+      effective = controller.effective(uuid, persistentXml ?? liveXml);
+    } catch {
+      // Bad flavor extra specs or config rules: the domain is still shown, without an effective policy.
+    }
+    let recorded = null;
+    try {
+      recorded = liveXml === null ? null : readRecordedPolicy(liveXml);
+    } catch {
+      // A corrupt record is what drift repair replaces.
+    }
+    const nova = identity.nova;
+    return {
+      headers: { ETag: quote(etag) },
+      body: {
+        uuid, name, state: STATE_NAMES[info.state] ?? 'nostate', active: info.active, persistent: info.persistent,
+        nova: nova === null ? null : {
+          instance: nova.name ?? null, project: nova.project?.name ?? null, projectId: nova.project?.uuid ?? null,
+          flavor: nova.flavor?.name ?? null,
+        },
+        storedPolicy: stored?.policy ?? null, effective, recorded, applied: appliedView,
+        drift: (applied?.drift ?? null) as object | null, etag,
+      },
+    };
+  }
+
+  async function putPolicy(req: ApiRequest): Promise<ApiResponse> {
+    const policy = validatePolicy(req.body);
+    const ifMatch = bareEtag(req.headers['if-match']);
+    const dryRun = req.query.dryRun === true;
+    const ref = req.params.ref!;
+    if (!link.connected) {
+      // Accepted during a libvirt outage when addressed by UUID: stored, applied on reconnect.
+      if (!isUuid(ref) || dryRun) throw new Es2Error('LIBVIRT_UNAVAILABLE', 'libvirt is not connected; a policy can be stored by UUID only');
+      const rec = store.putPolicy(canonicalUuid(ref), policy, ifMatch === undefined ? {} : { ifMatch });
+      return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid: rec.uuid, name: rec.name, status: 'pending', plan: null, etag: rec.etag } };
+    }
+    const { conn, uuid, name, known } = await lookup(ref);
+    if (!known) {
+      if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
+      const rec = store.putPolicy(uuid, policy, ifMatch === undefined ? {} : { ifMatch });
+      return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid, name: null, status: 'pending', plan: null, etag: rec.etag } };
+    }
+    const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
+    const desired = controller.effective(uuid, xml, policy)?.policy ?? null;
+    // The plan first: a policy this domain or host refuses is not stored.
+    const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: desired });
+    if (dryRun) {
+      return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
+    }
+    const rec = store.putPolicy(uuid, policy, { name, ...(ifMatch === undefined ? {} : { ifMatch }) });
+    const outcome = await controller.converge(uuid, 'api policy');
+    return { headers: { ETag: quote(rec.etag) }, body: { uuid, name, status: outcome.status, plan: outcome.plan, etag: rec.etag } };
+  }
+
+  async function deletePolicy(req: ApiRequest): Promise<ApiResponse> {
+    const ifMatch = bareEtag(req.headers['if-match']);
+    const dryRun = req.query.dryRun === true;
+    const { conn, uuid, name, known } = await lookup(req.params.ref!);
+    if (!known) {
+      if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
+      if (!store.deletePolicy(uuid, ifMatch === undefined ? {} : { ifMatch })) {
+        throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid} and no policy is stored for it`);
+      }
+      return { body: { uuid, name: null, status: 'removed', plan: null, etag: ABSENT_ETAG } };
+    }
+    if (dryRun) {
+      const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
+      const remaining = controller.effective(uuid, xml, null)?.policy ?? null;
+      const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: remaining });
+      return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
+    }
+    store.deletePolicy(uuid, ifMatch === undefined ? {} : { ifMatch });
+    const outcome = await controller.converge(uuid, 'api policy removed');
+    return { body: { uuid, name, status: 'removed', plan: outcome.plan, etag: ABSENT_ETAG } };
+  }
+
+  async function listDomains(): Promise<ApiResponse> {
+    const conn = link.require();
+    const domains = await conn.listAllDomains(ConnectListDomains.PERSISTENT | ConnectListDomains.TRANSIENT);
+    const seen = new Set<string>();
+    const out = [];
+    for (const d of domains) {
+      seen.add(d.uuid);
+      let effective = null;
+      try {
+        effective = controller.effective(d.uuid, await conn.domainGetXMLDesc(d.uuid, DomainXMLFlags.INACTIVE));
+      } catch {
+        // Shown without an effective policy; GET /v1/domains/{ref} says more.
+      }
+      const state = await conn.domainGetState(d.uuid).catch(() => ({ state: 0 }));
+      const drift = store.getApplied(d.uuid)?.drift as { items?: unknown[] } | null | undefined;
+      out.push({
+        uuid: d.uuid, name: d.name, state: STATE_NAMES[state.state] ?? 'nostate',
+        enabled: effective?.policy.enabled ?? false, source: effective?.sources.enabled ?? null,
+        pending: false, drift: (drift?.items?.length ?? 0) > 0,
+      });
+    }
+    for (const p of store.listPolicies<Policy>()) {
+      if (seen.has(p.uuid)) continue;
+      out.push({ uuid: p.uuid, name: p.name, state: 'absent', enabled: p.policy.enabled, source: 'api', pending: true, drift: false });
+    }
+    return { body: { domains: out } };
+  }
+
+  async function savingsOf(ref: string): Promise<string> {
+    const { uuid, known } = await lookup(ref);
+    if (!known) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}`);
+    return uuid;
+  }
+
+  return {
+    getHost: async () => {
+      const facts = controller.knownFacts;
+      const caps = controller.capabilities;
+      return {
+        body: {
+          hostname: link.connected ? await link.require().getHostname().catch(() => null) : null,
+          uri: deps.uri, connected: link.connected, ready: controller.ready, backend: caps.backend,
+          cpus: facts === null ? null : formatCpuset(facts.cpus), cpuPool: deps.cpuPool ?? null,
+          capabilities: caps, knobs: knobList(),
+        },
+      };
+    },
+    putHostKnobs: (req) => {
+      for (const [knob, value] of Object.entries(req.body as Record<string, number>)) {
+        if (isKnobName(knob)) knobs.hold(OPERATOR_HOLDER, knob, value);
+      }
+      return { body: { knobs: knobList() } };
+    },
+    restoreHostKnobs: () => {
+      const restored = knobs.restoreAll();
+      return { body: { knobs: knobList(), restored } };
+    },
+    listDomains,
+    getDomain: (req) => domainView(req.params.ref!),
+    putDomainPolicy: putPolicy,
+    deleteDomainPolicy: deletePolicy,
+    getDomainSavings: async (req) => ({ body: reports.report(await savingsOf(req.params.ref!)) }),
+    captureBaseline: async (req) => ({ status: 201, body: reports.captureBaseline(await savingsOf(req.params.ref!)) }),
+    listSavings: () => ({ body: reports.all() }),
+    libvirtHook: (req) => ({ body: hooks.handle(req.body as HookRequest) }),
+    getMetrics: async () => ({ body: await metrics.render(), contentType: metrics.contentType }),
+    getOpenApi: () => ({ body: openApiDocument }),
+    getHealth: () => ({ body: { status: 'ok', checks: { process: true } } }),
+    getReady: () => {
+      const checks = { libvirt: link.connected, reconciled: controller.ready };
+      const ok = checks.libvirt && checks.reconciled;
+      return { status: ok ? 200 : 503, body: { status: ok ? 'ok' : 'unavailable', checks } };
+    },
+  };
+}

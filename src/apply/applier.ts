@@ -1,0 +1,322 @@
+// Turns a policy into libvirt calls and host writes for one domain, transactionally: every step
+// that succeeded is undone, newest first, when a later one fails.
+//
+// Order (the plan's live ops come in this order from src/xml, see liveOps there):
+//   1. compute everything (plans for the live and the persistent XML): a refusal changes nothing;
+//   2. live ops on a running domain: IOThreads added, pinned, polled; IOThreads es2 no longer
+//      uses deleted; vCPU pins; the es2 metadata element last, so it only claims what is done;
+//   3. the ES2 kernel interface's per-VM files (es2-kernel backend only);
+//   4. host knob holds (halt polling), taken while the domain runs, released when es2 lets go;
+//   5. the persistent definition (defineXML), so the next start (and a Nova hard reboot's
+//      regenerated XML, re-applied by src/reconcile/) comes up the same way.
+import { Es2Error } from '../errors/index.js';
+import type { KnobManager, VmBackend } from '../host/index.js';
+import { isKnobName } from '../host/index.js';
+import {
+  type Connection,
+  DomainMetadataType,
+  DomainModificationImpact,
+  DomainStatsTypes,
+  DomainXMLFlags,
+  isConnectionLost,
+  isNoDomain,
+  isNoMetadata,
+  LibvirtError,
+} from '../libvirt/index.js';
+import { formatCpuset, type Es2KernelSettings, type HostFacts, type LiveOp, type Plan, type Policy } from '../policy/index.js';
+import type { Logger } from '../daemon/logger.js';
+import { apply as applyXml, remove as removeXml, ES2_NS, ES2_METADATA_KEY } from '../xml/index.js';
+
+// AFFECT_CURRENT on a running domain is its live state; the test driver accepts no other flag.
+const CURRENT = DomainModificationImpact.AFFECT_CURRENT;
+
+export interface ApplyOutcome {
+  uuid: string;
+  name: string;
+  /** `applied`: live and persistent; `stored`: the domain is not running, only its definition changed. */
+  status: 'applied' | 'stored' | 'planned';
+  plan: Plan;
+  /** Steps actually executed (0 when everything was already in place). */
+  steps: number;
+}
+
+interface Step {
+  what: string;
+  undo?: () => Promise<unknown>;
+}
+
+/** One way a running domain differs from its policy. */
+export interface DriftItem {
+  what: string;
+  expected: string;
+  actual: string;
+}
+
+export interface ApplierDeps {
+  knobs: KnobManager;
+  backend: VmBackend;
+  logger: Logger;
+}
+
+/** The live IOThread poll values as libvirt reports them (bulk stats IOTHREAD group). */
+type PollState = Map<number, { pollMaxNs?: number; pollGrow?: number; pollShrink?: number }>;
+
+async function readPolls(conn: Connection, uuid: string): Promise<PollState> {
+  const [rec] = await conn.domainListGetStats([uuid], DomainStatsTypes.IOTHREAD);
+  const polls: PollState = new Map();
+  for (const [key, value] of Object.entries(rec?.stats ?? {})) {
+    const m = /^iothread\.(\d+)\.poll-(max-ns|grow|shrink)$/.exec(key);
+    if (m === null) continue;
+    const id = Number(m[1]);
+    const entry = polls.get(id) ?? {};
+    const n = Number(value);
+    if (m[2] === 'max-ns') entry.pollMaxNs = n;
+    else if (m[2] === 'grow') entry.pollGrow = n;
+    else entry.pollShrink = n;
+    polls.set(id, entry);
+  }
+  return polls;
+}
+
+function samePoll(op: Extract<LiveOp, { op: 'iothread-poll' }>, have: PollState): boolean {
+  const h = have.get(op.id);
+  return h !== undefined
+    && (op.pollMaxNs === undefined || op.pollMaxNs === h.pollMaxNs)
+    && (op.pollGrow === undefined || op.pollGrow === h.pollGrow)
+    && (op.pollShrink === undefined || op.pollShrink === h.pollShrink);
+}
+
+export class Applier {
+  constructor(private readonly deps: ApplierDeps) {}
+
+  /**
+   * Brings one domain in line with `policy`; null (or a disabled policy) removes what es2 did.
+   * Callers serialise per domain (KeyedQueue). Throws Es2Error; on failure nothing stays half done
+   * (undo failures are logged and reported in the error message).
+   */
+  async converge(conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts, dryRun = false): Promise<ApplyOutcome> {
+    const info = await conn.domainGetInfo(uuid).catch((err: unknown) => {
+      if (isNoDomain(err)) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}`);
+      throw err;
+    });
+    const wanted = policy !== null && policy.enabled ? policy : null;
+    const transform = (xml: string): { xml: string; plan: Plan } =>
+      wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts);
+
+    // 1. Everything is computed before anything changes.
+    const persistentXml = info.persistent ? await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE) : null;
+    const persistent = persistentXml === null ? null : transform(persistentXml);
+    const live = info.active ? transform(await conn.domainGetXMLDesc(uuid)) : null;
+    const plan: Plan = live === null
+      ? persistent!.plan
+      : { ...(persistent?.plan ?? live.plan), live: live.plan.live, noop: false };
+    if (dryRun) return { uuid, name: info.name, status: 'planned', plan, steps: 0 };
+
+    const done: Step[] = [];
+    const run = async (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>): Promise<void> => {
+      try {
+        await action();
+      } catch (err) {
+        throw await this.rollback(done, uuid, info.name, what, err);
+      }
+      done.push({ what, ...(undo === undefined ? {} : { undo }) });
+    };
+
+    if (live !== null) await this.runLive(conn, uuid, live.plan.live, run);
+    if (info.active) {
+      await this.runKernel(info.name, wanted === null ? null : plan.es2Kernel, run);
+      await this.runKnobs(uuid, wanted === null ? [] : plan.hostKnobs, run);
+    }
+    if (persistent !== null && persistentXml !== null && persistent.xml !== persistentXml && !persistent.plan.noop) {
+      await run('define the persistent domain', () => conn.domainDefineXML(persistent.xml), () => conn.domainDefineXML(persistentXml));
+    }
+
+    const outcome: ApplyOutcome = { uuid, name: info.name, status: info.active ? 'applied' : 'stored', plan, steps: done.length };
+    this.deps.logger.info('domain converged', {
+      domain: info.name, uuid, enabled: wanted !== null, steps: done.map((s) => s.what), result: 'ok',
+    });
+    return outcome;
+  }
+
+  /**
+   * How the running domain differs from `policy` (what a converge would change live): someone ran
+   * `virsh vcpupin`, deleted an IOThread, reset polling, or removed es2's metadata.
+   */
+  async drift(conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts): Promise<DriftItem[]> {
+    const liveXml = await conn.domainGetXMLDesc(uuid);
+    const wanted = policy !== null && policy.enabled ? policy : null;
+    const ops = (wanted === null ? removeXml(liveXml, facts) : applyXml(liveXml, wanted, facts)).plan.live;
+    if (ops.length === 0) return [];
+    const pins = await conn.domainGetVcpuPinInfo(uuid, CURRENT);
+    const threads = await conn.domainGetIOThreadInfo(uuid, CURRENT);
+    const polls = await readPolls(conn, uuid);
+    const cpus = (list: number[] | undefined): string => (list === undefined ? 'none' : formatCpuset(list));
+    const items: DriftItem[] = [];
+    for (const op of ops) {
+      switch (op.op) {
+        case 'vcpu-pin':
+          items.push({ what: `vcpu ${op.vcpu} pin`, expected: cpus(op.cpus), actual: cpus(pins[op.vcpu]) });
+          break;
+        case 'iothread-pin':
+          items.push({ what: `iothread ${op.id} pin`, expected: cpus(op.cpus), actual: cpus(threads.find((t) => t.id === op.id)?.cpus) });
+          break;
+        case 'iothread-add':
+          items.push({ what: `iothread ${op.id}`, expected: 'present', actual: 'absent' });
+          break;
+        case 'iothread-del':
+          items.push({ what: `iothread ${op.id}`, expected: 'absent', actual: 'present' });
+          break;
+        case 'iothread-poll':
+          if (!samePoll(op, polls)) {
+            const have = polls.get(op.id);
+            items.push({
+              what: `iothread ${op.id} polling`,
+              expected: `max=${op.pollMaxNs ?? '-'} grow=${op.pollGrow ?? '-'} shrink=${op.pollShrink ?? '-'}`,
+              actual: have === undefined ? 'unknown' : `max=${have.pollMaxNs ?? '-'} grow=${have.pollGrow ?? '-'} shrink=${have.pollShrink ?? '-'}`,
+            });
+          }
+          break;
+        case 'metadata-set':
+        case 'metadata-remove':
+          items.push({ what: 'es2 metadata', expected: op.op === 'metadata-set' ? 'present' : 'absent', actual: op.op === 'metadata-set' ? 'differs' : 'present' });
+          break;
+      }
+    }
+    return items;
+  }
+
+  private async runLive(
+    conn: Connection,
+    uuid: string,
+    ops: LiveOp[],
+    run: (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>) => Promise<void>,
+  ): Promise<void> {
+    if (ops.length === 0) return;
+    // What each op replaces, read once, so undo can put it back.
+    const pins = ops.some((o) => o.op === 'vcpu-pin') ? await conn.domainGetVcpuPinInfo(uuid, CURRENT) : [];
+    const threads = ops.some((o) => o.op === 'iothread-pin' || o.op === 'iothread-del')
+      ? await conn.domainGetIOThreadInfo(uuid, CURRENT) : [];
+    const polls = ops.some((o) => o.op === 'iothread-poll') ? await readPolls(conn, uuid) : new Map();
+    const metadata = ops.some((o) => o.op === 'metadata-set' || o.op === 'metadata-remove')
+      ? await conn.domainGetMetadata(uuid, DomainMetadataType.ELEMENT, ES2_NS, CURRENT).catch((err: unknown) => {
+        if (isNoMetadata(err)) return null;
+        throw err;
+      })
+      : null;
+    const restoreMetadata = (): Promise<void> =>
+      conn.domainSetMetadata(uuid, DomainMetadataType.ELEMENT, metadata, metadata === null ? null : ES2_METADATA_KEY, ES2_NS, CURRENT);
+
+    for (const op of ops) {
+      switch (op.op) {
+        case 'iothread-add':
+          await run(`add IOThread ${op.id}`, () => conn.domainAddIOThread(uuid, op.id, CURRENT),
+            () => conn.domainDelIOThread(uuid, op.id, CURRENT));
+          break;
+        case 'iothread-del': {
+          const before = threads.find((t) => t.id === op.id);
+          await run(`delete IOThread ${op.id}`, () => conn.domainDelIOThread(uuid, op.id, CURRENT), async () => {
+            await conn.domainAddIOThread(uuid, op.id, CURRENT);
+            if (before !== undefined) await conn.domainPinIOThread(uuid, op.id, before.cpus, CURRENT);
+          });
+          break;
+        }
+        case 'iothread-pin': {
+          const before = threads.find((t) => t.id === op.id)?.cpus;
+          await run(`pin IOThread ${op.id} to ${op.cpus.join(',')}`, () => conn.domainPinIOThread(uuid, op.id, op.cpus, CURRENT),
+            before === undefined ? undefined : () => conn.domainPinIOThread(uuid, op.id, before, CURRENT));
+          break;
+        }
+        case 'iothread-poll': {
+          // Poll values are not in the live XML before libvirt 9.4, so the plan always carries
+          // them; what libvirt reports already in force is not set again.
+          if (samePoll(op, polls)) break;
+          const before = polls.get(op.id);
+          const params = {
+            ...(op.pollMaxNs === undefined ? {} : { pollMaxNs: op.pollMaxNs }),
+            ...(op.pollGrow === undefined ? {} : { pollGrow: op.pollGrow }),
+            ...(op.pollShrink === undefined ? {} : { pollShrink: op.pollShrink }),
+          };
+          await run(`set IOThread ${op.id} polling`, () => conn.domainSetIOThreadParams(uuid, op.id, params, CURRENT),
+            before === undefined ? undefined : () => conn.domainSetIOThreadParams(uuid, op.id, before, CURRENT));
+          break;
+        }
+        case 'vcpu-pin': {
+          const before = pins[op.vcpu];
+          await run(`pin vCPU ${op.vcpu} to ${op.cpus.join(',')}`, () => conn.domainPinVcpu(uuid, op.vcpu, op.cpus, CURRENT),
+            before === undefined ? undefined : () => conn.domainPinVcpu(uuid, op.vcpu, before, CURRENT));
+          break;
+        }
+        case 'metadata-set':
+          await run('set the es2 metadata', () => conn.domainSetMetadata(uuid, DomainMetadataType.ELEMENT, op.xml, op.key, op.uri, CURRENT),
+            restoreMetadata);
+          break;
+        case 'metadata-remove':
+          await run('remove the es2 metadata', () => conn.domainSetMetadata(uuid, DomainMetadataType.ELEMENT, null, null, op.uri, CURRENT),
+            restoreMetadata);
+          break;
+      }
+    }
+  }
+
+  private async runKernel(
+    name: string,
+    settings: Es2KernelSettings | null,
+    run: (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>) => Promise<void>,
+  ): Promise<void> {
+    const backend = this.deps.backend;
+    if (backend.kind !== 'es2-kernel') return;
+    const before = backend.read(name);
+    const restore = async (): Promise<void> => {
+      if (before === null) backend.disable(name);
+      else backend.apply(name, before);
+    };
+    if (settings === null || !settings.enabled) {
+      if (before !== null && before.enabled) await run('disable ES2 in the kernel', async () => backend.disable(name), restore);
+      return;
+    }
+    if (JSON.stringify(before) === JSON.stringify(settings)) return;
+    await run('write the ES2 kernel settings', async () => backend.apply(name, settings), restore);
+  }
+
+  private async runKnobs(
+    uuid: string,
+    changes: Plan['hostKnobs'],
+    run: (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>) => Promise<void>,
+  ): Promise<void> {
+    const knobs = this.deps.knobs;
+    const held = knobs.list().filter((k) => uuid in k.holders);
+    const wanted = new Map(changes.map((c) => [c.knob as string, c.value]));
+    for (const k of held) {
+      if (wanted.has(k.knob)) continue;
+      const previous = k.holders[uuid]!;
+      await run(`release ${k.knob}`, async () => knobs.release(uuid, k.knob), async () => knobs.hold(uuid, k.knob, previous));
+    }
+    for (const [knob, value] of wanted) {
+      if (!isKnobName(knob)) continue;
+      const previous = held.find((k) => k.knob === knob)?.holders[uuid];
+      if (previous === value) continue;
+      await run(`hold ${knob}=${value}`, async () => knobs.hold(uuid, knob, value),
+        async () => (previous === undefined ? knobs.release(uuid, knob) : knobs.hold(uuid, knob, previous)));
+    }
+  }
+
+  private async rollback(done: Step[], uuid: string, name: string, failed: string, err: unknown): Promise<Es2Error> {
+    const undoErrors: string[] = [];
+    for (const step of [...done].reverse()) {
+      if (step.undo === undefined) continue;
+      try {
+        await step.undo();
+      } catch (e) {
+        undoErrors.push(`${step.what}: ${(e as Error).message}`);
+      }
+    }
+    const cause = err instanceof Error ? err.message : String(err);
+    const tail = undoErrors.length === 0
+      ? `; ${done.length} earlier step(s) undone`
+      : `; undo failed for: ${undoErrors.join('; ')}`;
+    this.deps.logger.error('apply failed', { domain: name, uuid, step: failed, error: cause, undone: done.length, undoErrors, result: 'failed' });
+    if (err instanceof Es2Error) return new Es2Error(err.code, `${failed}: ${err.message}${tail}`, { details: err.details, cause: err });
+    const code = err instanceof LibvirtError && isConnectionLost(err) ? 'LIBVIRT_UNAVAILABLE' : 'INTERNAL';
+    return new Es2Error(code, `${failed} failed: ${cause}${tail}`, { cause: err });
+  }
+}
