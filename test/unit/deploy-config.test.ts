@@ -5,11 +5,10 @@ import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync,
+  chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { parse as parseYaml } from 'yaml';
 
@@ -22,16 +21,10 @@ import { repoRoot } from '../helpers/paths.js';
 const CONFIG = join(repoRoot, 'deploy', 'es2d.yaml');
 const UNIT = join(repoRoot, 'deploy', 'systemd', 'es2d.service');
 const INSTALL = join(repoRoot, 'deploy', 'install.sh');
+import { tempDir } from '../helpers/temp.js';
+
 const HOOK = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
 
-const made: string[] = [];
-after(() => { for (const dir of made) rmSync(dir, { recursive: true, force: true }); });
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'es2-deploy-'));
-  made.push(dir);
-  return dir;
-}
 
 /** A systemd unit file: section → key → values, in file order (keys may repeat). */
 function parseUnit(text: string): Map<string, Map<string, string[]>> {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { after, afterEach, describe, it } from 'node:test';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, it } from 'node:test';
 
 import { parse } from 'yaml';
 
@@ -23,28 +22,11 @@ import {
   writeProviderConfig,
 } from '../../src/host/index.js';
 import { Store } from '../../src/store/index.js';
+import { hostTree, tempDir } from '../helpers/temp.js';
 
 const U1 = '6f1c2b7e-3a4d-4e5f-8a9b-0c1d2e3f4a5b';
 const U2 = '7a2d3c8f-4b5e-4f60-9bac-1d2e3f4a5b6c';
 
-const made: string[] = [];
-after(() => { for (const dir of made) rmSync(dir, { recursive: true, force: true }); });
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'es2-'));
-  made.push(dir);
-  return dir;
-}
-
-/** A temp tree mirroring the host layout: relative path → file content. */
-function hostTree(files: Record<string, string>): string {
-  const root = tempDir();
-  for (const [rel, content] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, rel)), { recursive: true });
-    writeFileSync(join(root, rel), content);
-  }
-  return root;
-}
 
 function read(root: string, rel: string): string {
   return readFileSync(join(root, rel), 'utf8');
