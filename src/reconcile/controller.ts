@@ -333,7 +333,12 @@ export class Controller {
       if (desired === null && readRecordedPolicy(await conn.domainGetXMLDesc(uuid)) === null) return [];
       const items = await this.deps.applier.drift(conn, uuid, desired, this.facts());
       const repair = items.length > 0 && this.options.drift === 'repair';
-      this.deps.store.setDrift(uuid, { checkedAt: new Date().toISOString(), items, repaired: repair });
+      // The last drift found stays visible until a converge replaces the applied record; a clean
+      // check only overwrites drift that was reported and not repaired (it has gone away).
+      const previous = this.deps.store.getApplied(uuid)?.drift as { repaired?: boolean; items?: unknown[] } | null | undefined;
+      if (items.length > 0 || (previous?.repaired === false && (previous.items?.length ?? 0) > 0)) {
+        this.deps.store.setDrift(uuid, { checkedAt: new Date().toISOString(), items, repaired: repair });
+      }
       if (items.length > 0) this.deps.logger.warn('drift', { domain: info.name, uuid, reason, items, action: repair ? 'repair' : 'report' });
       if (repair) await this.deps.applier.converge(conn, uuid, desired, this.facts());
       return items;

@@ -4,16 +4,14 @@ import { dirname, join } from 'node:path';
 import { after } from 'node:test';
 
 const made: string[] = [];
-let registered = false;
+// Registered when the test file imports this module (top level), not from inside a hook, where
+// node:test would scope it to that hook and remove the directories right away.
+after(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A temp directory removed when the test file ends. */
 export function tempDir(prefix = 'es2-'): string {
-  if (!registered) {
-    after(() => {
-      for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-    });
-    registered = true;
-  }
   const dir = mkdtempSync(join(tmpdir(), prefix));
   made.push(dir);
   return dir;
