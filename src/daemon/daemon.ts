@@ -38,6 +38,24 @@ function checkConfig(config: Config): void {
   if (config.cpuPool !== undefined) parseCpuset(config.cpuPool, '/cpuPool');
 }
 
+/**
+ * A capture replayed as the stats source (the README demo: the test driver has no KVM counters).
+ * Captures name domains but carry no UUIDs, so names are matched to the connected libvirt's.
+ */
+function replaySource(file: string, link: LibvirtLink): StatsSource {
+  const replay = new CaptureReplaySource(parseCapture(readFileSync(file, 'utf8'), file));
+  return {
+    get lastSampleTime() {
+      return replay.lastSampleTime;
+    },
+    async getAllDomainStats(stats, flags) {
+      const records = await replay.getAllDomainStats(stats, flags);
+      const uuids = new Map((await link.require().listAllDomains()).map((d) => [d.name, d.uuid]));
+      return records.map((r) => ({ ...r, uuid: uuids.get(r.name) ?? r.uuid }));
+    },
+  };
+}
+
 export class Daemon {
   readonly listeners: BoundListener[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -64,7 +82,7 @@ export class Daemon {
 
     const source: StatsSource = config.statsReplay === undefined
       ? { getAllDomainStats: (stats, flags) => link.require().getAllDomainStats(stats, flags) }
-      : new CaptureReplaySource(parseCapture(readFileSync(config.statsReplay, 'utf8'), config.statsReplay));
+      : replaySource(config.statsReplay, link);
     const collector = new StatsCollector(source, { intervalSeconds: config.statsInterval, windowSeconds: config.savings.windowSeconds });
 
     const controller = new Controller(
