@@ -1,0 +1,108 @@
+// The hook script itself (deploy/libvirt/hooks/qemu.d/50-es2), run as libvirt runs it: arguments
+// `<name> <op> <subop> <extra>`, the domain XML on stdin. With es2d up it forwards and prints the
+// rewritten XML for migrate; with es2d down or stuck it lets the start go on.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { apply, readRecordedPolicy } from '../../src/xml/index.js';
+import { startEs2d, type Es2dProcess } from '../helpers/es2d.js';
+import { fixture, repoRoot } from '../helpers/paths.js';
+import { tempDir } from '../helpers/temp.js';
+
+const HOOK = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
+const domain = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8');
+
+interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
+
+function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<HookRun> {
+  const start = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(HOOK, args, { env: { PATH: process.env.PATH, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - start }));
+    child.stdin.end(stdin);
+  });
+}
+
+describe('the libvirt hook script', () => {
+  let es2d: Es2dProcess;
+  before(async () => {
+    es2d = await startEs2d();
+  });
+  after(async () => {
+    await es2d?.stop();
+  });
+
+  it('forwards prepare/start/started/stopped/release with empty output and exit 0', async () => {
+    for (const [op, subop] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end']]) {
+      const r = await runHook(['instance-00000031', op!, subop!, '-'], domain, { ES2_SOCKET: es2d.socket });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '');
+    }
+    assert.match(es2d.logs(), /"message":"hook"[^\n]*"op":"prepare"/);
+  });
+
+  it('prints the rewritten XML for a migrated domain whose es2 pins cannot exist here', async () => {
+    // es2 on a 64-CPU source host pinned vCPU 0 to CPU 40; this host (the test driver) has 16.
+    const source = apply(domain, { enabled: true, vcpus: [{ vcpu: 0, cpuset: '40', label: 'io' }] },
+      { cpus: [...Array(64).keys()], libvirtVersion: 9_000_000, es2Kernel: false, postedInterrupts: true, haltPollKnob: true }).xml;
+    const r = await runHook(['instance-00000031', 'migrate', 'begin', '-'], source, { ES2_SOCKET: es2d.socket });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^<domain/);
+    assert.doesNotMatch(r.stdout, /cpuset="40"/);
+    assert.deepEqual(readRecordedPolicy(r.stdout), { enabled: true, vcpus: [{ vcpu: 0, label: 'io' }] });
+  });
+
+  it('prints nothing for migrate when the XML needs no change', async () => {
+    for (const xml of [domain, apply(domain, { enabled: true, vcpus: [{ vcpu: 1, cpuset: '3' }] },
+      { cpus: [...Array(16).keys()], libvirtVersion: 9_000_000, es2Kernel: false, postedInterrupts: true, haltPollKnob: true }).xml]) {
+      const r = await runHook(['instance-00000031', 'migrate', 'begin', '-'], xml, { ES2_SOCKET: es2d.socket });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  it('exits 0 at once with no output when es2d is down, and refuses with ES2_HOOK_FAILURE=fail', async () => {
+    const missing = join(tempDir(), 'nobody.sock');
+    const open = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: missing });
+    assert.equal(open.code, 0);
+    assert.equal(open.stdout, '');
+    const closed = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: missing, ES2_HOOK_FAILURE: 'fail' });
+    assert.equal(closed.code, 1);
+    assert.match(closed.stderr, /es2 hook: INTERNAL: es2d is not reachable/);
+  });
+
+  it('gives up on a stuck es2d after ES2_HOOK_TIMEOUT, letting the start go on', async () => {
+    const sock = join(tempDir(), 'stuck.sock');
+    // Accepts the request and never answers.
+    const stuck: Server = createServer(() => undefined);
+    await new Promise<void>((r) => stuck.listen(sock, r));
+    try {
+      const r = await runHook(['vm', 'start', 'begin', '-'], domain, { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' });
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /did not answer within 1000 ms/);
+      // Bounded by the timeout, not by the stuck server (which would wait forever); generous margin
+      // for a loaded machine.
+      assert.ok(r.ms < 10_000, `the hook took ${r.ms} ms`);
+    } finally {
+      stuck.closeAllConnections();
+      stuck.close();
+    }
+  });
+
+  it('passes an es2d error code through in fail-closed mode', async () => {
+    const r = await runHook(['vm', 'migrate', 'begin', '-'], '', { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
+    assert.equal(r.code, 0, 'an empty migrate XML is unchanged, not an error');
+    const bad = await runHook(['x'.repeat(300), 'prepare', 'begin', '-'], domain, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /VALIDATION_FAILED/);
+  });
+});
