@@ -3,6 +3,11 @@
 import { Command, CommanderError } from 'commander';
 
 import { Es2Error } from '../errors/index.js';
+import { registerDomainCommands } from './cmd-domains.js';
+import { registerHostCommands } from './cmd-host.js';
+import { registerPolicyCommands } from './cmd-policy.js';
+import { registerSavingsCommands } from './cmd-savings.js';
+import { withExamples } from './online.js';
 import { registerSavingsAnalyze } from './savings-analyze.js';
 import { UsageError } from './usage.js';
 import { registerXmlCommands } from './xml.js';
@@ -19,9 +24,16 @@ export function buildProgram(): Command {
     .option('-o, --output <format>', 'output format: table or json', 'table')
     .exitOverride()
     .showHelpAfterError();
-  registerXmlCommands(program);
-  const savings = program.command('savings').description('per-VM exit savings');
+  withExamples(program, 'es2ctl domains', 'es2ctl enable test --pin 0=2,1=3-4 --iothreads 1',
+    'es2ctl --endpoint http://compute-1:9474 --token-file /etc/es2/api.token -o json host');
+  registerHostCommands(program);
+  registerDomainCommands(program);
+  registerPolicyCommands(program);
+  // One `savings` command: its own action reads es2d, its `analyze` subcommand reads files.
+  const savings = program.command('savings');
+  registerSavingsCommands(program, savings);
   registerSavingsAnalyze(savings);
+  registerXmlCommands(program);
   return program;
 }
 
