@@ -119,6 +119,7 @@ export function registerSavingsAnalyze(savings: Command): void {
     .requiredOption('--current <file>', 'capture taken with ES2 enabled')
     .option('--min-io-ops <n>', 'fewer I/O ops in a capture make the report insufficient-data', String(DEFAULT_MIN_IO_OPS))
     .option('--cost <reason=ns>', 'handling cost of one exit of REASON in nanoseconds (repeatable)', collect, [])
+    .addHelpText('after', '\nExample:\n  $ es2ctl -o json savings analyze --baseline before.cap --current after.cap --cost io_exits=2500\n')
     .action(async (_opts: unknown, cmd: Command) => {
       await analyze(cmd.optsWithGlobals<AnalyzeOptions>());
     });

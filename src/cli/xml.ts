@@ -137,12 +137,14 @@ function withNewline(xml: string): string {
 }
 
 export function registerXmlCommands(program: Command): void {
-  const xml = program.command('xml').description('transform libvirt domain XML offline (no daemon); XML from a file or stdin (-)');
+  const xml = program.command('xml').description('transform libvirt domain XML offline (no daemon); XML from a file or stdin (-)')
+    .addHelpText('after', '\nExample:\n  $ es2ctl xml plan --policy policy.json domain.xml\n');
 
   withHostOptions(xml.command('apply')
     .description('apply a policy to a domain XML and print the new XML (settings that cannot act here go to stderr)')
     .requiredOption('--policy <file>', 'policy file, JSON or YAML (merged over the flavor extra specs es2:*)')
-    .argument('[xmlfile]', 'domain XML file, - for stdin', '-'))
+    .argument('[xmlfile]', 'domain XML file, - for stdin', '-')
+    .addHelpText('after', '\nExample:\n  $ virsh dumpxml instance-00000031 | es2ctl xml apply --policy policy.json --host-cpus 0-15 -\n'))
     .action(async (file: string, opts: ApplyOptions) => {
       const host = hostFacts(opts);
       const domainXml = await readInput(file);
@@ -155,7 +157,8 @@ export function registerXmlCommands(program: Command): void {
   withHostOptions(xml.command('plan')
     .description('show what applying a policy would do: live operations, persistent changes, host knobs, what cannot act here')
     .requiredOption('--policy <file>', 'policy file, JSON or YAML (merged over the flavor extra specs es2:*)')
-    .argument('[xmlfile]', 'domain XML file, - for stdin', '-'))
+    .argument('[xmlfile]', 'domain XML file, - for stdin', '-')
+    .addHelpText('after', '\nExample:\n  $ es2ctl -o json xml plan --policy policy.yaml --libvirt-version 9.0.0 domain.xml\n'))
     .action(async (file: string, opts: ApplyOptions, cmd: Command) => {
       const format = outputFormat(cmd);
       const host = hostFacts(opts);
@@ -168,6 +171,7 @@ export function registerXmlCommands(program: Command): void {
   xml.command('remove')
     .description('print the domain XML as it was before es2')
     .argument('[xmlfile]', 'domain XML file, - for stdin', '-')
+    .addHelpText('after', '\nExample:\n  $ es2ctl xml remove applied.xml > original.xml\n')
     .action(async (file: string) => {
       const domainXml = await readInput(file);
       process.stdout.write(withNewline(remove(domainXml, hostFacts(REMOVE_HOST)).xml));

@@ -234,7 +234,12 @@ export class Controller {
         if (!options.dryRun && desired?.enabled === true) this.autoBaseline(uuid, xml);
         const outcome = await this.deps.applier.converge(conn, uuid, desired, facts, options.dryRun ?? false);
         if (!options.dryRun) {
-          this.deps.store.putApplied({ uuid, name: outcome.name, policy: desired, plan: outcome.plan, result: 'ok' });
+          // A converge that found everything in place (es2's own define echoing back as an event,
+          // a periodic re-apply) keeps the record of the apply that did the work.
+          const previous = this.deps.store.getApplied(uuid);
+          const unchanged = outcome.steps === 0 && previous?.result === 'ok'
+            && JSON.stringify(previous.policy) === JSON.stringify(desired);
+          if (!unchanged) this.deps.store.putApplied({ uuid, name: outcome.name, policy: desired, plan: outcome.plan, result: 'ok' });
           this.deps.logger.info('apply', { domain: outcome.name, uuid, reason, steps: outcome.steps, status: outcome.status, result: 'ok' });
         }
         return outcome;
