@@ -19,19 +19,10 @@ import {
 import { readFileSync, writeFileSync } from 'node:fs';
 import { assertXmlEqual } from '../helpers/xml-match.js';
 import { hostTree, STOCK_HOST, tempDir } from '../helpers/temp.js';
+import { until } from '../helpers/wait.js';
 
 const NS = 'urn:x-es2:policy:1';
 const KNOB = 'sys/module/kvm/parameters/halt_poll_ns';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function secondDomainXml(name: string, uuid: string): string {
   return `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory>65536</memory><vcpu>4</vcpu>

@@ -22,6 +22,7 @@ import {
   type Libvirtd,
 } from '../helpers/libvirtd.js';
 import { repoRoot } from '../helpers/paths.js';
+import { until } from '../helpers/wait.js';
 import { assertXmlEqual } from '../helpers/xml-match.js';
 
 const skip = systemTierUnavailable();
@@ -33,16 +34,6 @@ const HOOK_DIR = '/etc/libvirt/hooks/qemu.d';
 const HOOK = `${HOOK_DIR}/50-es2`;
 // libvirt passes no environment to hooks: the hook talks to es2d's default socket.
 const DEFAULT_SOCKET = '/run/es2/es2d.sock';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('es2d on qemu:///system with TCG domains', { skip: skip ?? false }, () => {
   let daemon: Libvirtd;

@@ -25,6 +25,7 @@ import {
   systemTierUnavailable,
   type Libvirtd,
 } from '../helpers/libvirtd.js';
+import { until } from '../helpers/wait.js';
 
 const skip = systemTierUnavailable();
 if (skip !== null) console.log(`# system tier skipped: ${skip}`);
@@ -32,16 +33,6 @@ if (skip !== null) console.log(`# system tier skipped: ${skip}`);
 const PREFIX = `es2sys-${process.pid}-`;
 const LIVE_CONFIG = DomainModificationImpact.AFFECT_LIVE | DomainModificationImpact.AFFECT_CONFIG;
 const NS = 'urn:x-es2:policy:1';
-
-async function waitFor<T>(what: string, get: () => T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('libvirt binding on qemu:///system', { skip: skip ?? false }, () => {
   let daemon: Libvirtd;
@@ -88,7 +79,7 @@ describe('libvirt binding on qemu:///system', { skip: skip ?? false }, () => {
       await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE),
       new RegExp(`<vcpupin vcpu='1' cpuset='${cpu}'/>`),
     );
-    const ev = await waitFor('a vcpupin TUNABLE event', () =>
+    const ev = await until('a vcpupin TUNABLE event', () =>
       tunables.find((t) => t.domain.uuid === uuid && 'cputune.vcpupin1' in t.params),
     );
     assert.equal(ev.params['cputune.vcpupin1'], String(cpu));
@@ -134,7 +125,7 @@ describe('libvirt binding on qemu:///system', { skip: skip ?? false }, () => {
     const from = lifecycle.length;
     await conn.domainDestroy(uuid);
     await conn.domainCreate(uuid);
-    await waitFor('stopped and started events', () => {
+    await until('stopped and started events', () => {
       const mine = lifecycle.slice(from).filter((e) => e.domain.uuid === uuid).map((e) => `${e.event}/${e.detail}`);
       return mine.includes('stopped/destroyed') && mine.includes('started/booted') ? mine : undefined;
     });
@@ -148,7 +139,7 @@ describe('libvirt binding on qemu:///system', { skip: skip ?? false }, () => {
     let closed: ClosedEvent | undefined;
     conn.once('closed', (e) => (closed = e));
     await killAndWait('libvirtd', 'SIGKILL');
-    await waitFor('the closed event', () => closed);
+    await until('the closed event', () => closed);
     await assert.rejects(conn.getLibVersion(), isConnectionLost);
     assert.equal(conn.isOpen, false);
     // Stopping at the end must cover both what the first start and this restart brought up.
