@@ -6,14 +6,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 
 import { Es2Error, validationFailed } from '../errors/index.js';
+import type { FlavorRule } from '../policy/index.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
-
-export interface FlavorRule {
-  /** Flavor name, exact or a glob with `*`. */
-  flavor: string;
-  /** A policy (same schema as the API's); validated when a domain uses it. */
-  policy: Record<string, unknown>;
-}
 
 export interface OrchestratorConfig {
   url: string;

@@ -3,7 +3,7 @@
 // avic are read-only module parameters, so posted interrupts are found, never switched.
 import { accessSync, constants, existsSync } from 'node:fs';
 
-import type { Connection, DomainStatsRecord } from '../libvirt/index.js';
+import { formatVersion, type Connection, type DomainStatsRecord } from '../libvirt/index.js';
 import { DomainStatsTypes, GetAllDomainStatsFlags } from '../libvirt/constants.js';
 import { LIBVIRT_IOTHREAD_POLL_XML, type HostFacts } from '../policy/host-facts.js';
 import { readHostFile } from './files.js';
@@ -87,11 +87,6 @@ export function cpuinfoPostedIntr(cpuinfo: string): boolean | null {
   return vmxFlagsSeen ? false : null;
 }
 
-export function formatVersion(code: number | null): string | null {
-  if (code === null) return null;
-  return `${Math.floor(code / 1_000_000)}.${Math.floor(code / 1000) % 1000}.${code % 1000}`;
-}
-
 function probePostedInterrupts(host: HostRoot, cpuinfo: string): CapabilityReport['postedInterrupts'] & { module: CapabilityReport['kvm']['module'] } {
   if (existsSync(host.probe('kvmIntelModule'))) {
     const enableApicv = parseFlag(readHostFile(host.probe('enableApicv')));
@@ -147,9 +142,9 @@ export function probeHost(host: HostRoot, libvirt: LibvirtFacts = NO_LIBVIRT_FAC
     haltPoll,
     es2Kernel: { present: es2Version !== undefined, version: es2Version ?? null },
     libvirt: {
-      version: formatVersion(libvirt.libvirtVersion),
+      version: libvirt.libvirtVersion === null ? null : formatVersion(libvirt.libvirtVersion),
       versionCode: libvirt.libvirtVersion,
-      qemuVersion: formatVersion(libvirt.qemuVersion),
+      qemuVersion: libvirt.qemuVersion === null ? null : formatVersion(libvirt.qemuVersion),
       qemuVersionCode: libvirt.qemuVersion,
       kvmExitStats: libvirt.kvmExitStats,
       iothreadPollXml: libvirt.libvirtVersion === null ? null : libvirt.libvirtVersion >= LIBVIRT_IOTHREAD_POLL_XML,
