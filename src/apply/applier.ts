@@ -124,7 +124,8 @@ export class Applier {
 
     if (live !== null) await this.runLive(conn, uuid, live.plan.live, run);
     if (info.active) {
-      await this.runKernel(info.name, wanted === null ? null : plan.es2Kernel, run);
+      const warning = await this.runKernel(info.name, wanted === null ? null : plan.es2Kernel, run);
+      if (warning !== undefined) plan.warnings = [...plan.warnings, warning];
       await this.runKnobs(uuid, wanted === null ? [] : plan.hostKnobs, run);
     }
     if (persistent !== null && persistentXml !== null && persistent.xml !== persistentXml && !persistent.plan.noop) {
@@ -258,24 +259,34 @@ export class Applier {
     }
   }
 
+  /** Returns a warning when the VM has no entry in the ES2 kernel interface (not a KVM domain). */
   private async runKernel(
     name: string,
     settings: Es2KernelSettings | null,
     run: (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>) => Promise<void>,
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     const backend = this.deps.backend;
-    if (backend.kind !== 'es2-kernel') return;
-    const before = backend.read(name);
+    if (backend.kind !== 'es2-kernel') return undefined;
+    let before: Es2KernelSettings | null;
+    try {
+      before = backend.read(name);
+    } catch (err) {
+      // A TCG domain on an ES2 host has no per-VM entry: the rest of the policy still applies,
+      // and the plan says what did not.
+      if (!(err instanceof Es2Error && err.code === 'HOST_UNSUPPORTED')) throw err;
+      return settings?.enabled === true ? `ES2 kernel settings not applied: ${err.message}` : undefined;
+    }
     const restore = async (): Promise<void> => {
       if (before === null) backend.disable(name);
       else backend.apply(name, before);
     };
     if (settings === null || !settings.enabled) {
       if (before !== null && before.enabled) await run('disable ES2 in the kernel', async () => backend.disable(name), restore);
-      return;
+      return undefined;
     }
-    if (JSON.stringify(before) === JSON.stringify(settings)) return;
+    if (JSON.stringify(before) === JSON.stringify(settings)) return undefined;
     await run('write the ES2 kernel settings', async () => backend.apply(name, settings), restore);
+    return undefined;
   }
 
   private async runKnobs(
