@@ -1,6 +1,6 @@
 // The express app, built from the OpenAPI document: a route exists only where the spec declares
-// an operation, its parameters and body are validated from the spec before the handler runs, and
-// every operationId must have a handler.
+// an operation, its parameters and body are validated from the spec before the handler runs (the
+// body bounded by the operation's `x-max-bytes`), and every operationId must have a handler.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -34,10 +34,7 @@ export interface AppOptions {
   logger: Logger;
   /** Bearer token required on `/v1` over TCP; UNIX-socket clients are trusted by file mode. */
   token?: string;
-  bodyLimit?: string;
 }
-
-export const BODY_LIMIT = '64kb';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -53,6 +50,30 @@ function viaTcp(req: Request): boolean {
   return typeof req.socket.localPort === 'number';
 }
 
+function hasBody(req: Request): boolean {
+  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * Express decodes path parameters while it matches routes and fails with a bare URIError; this
+ * names the parameter instead, before routing.
+ */
+function undecodableParam(spec: Spec, req: Request): Es2Error | undefined {
+  for (const op of spec.operations) {
+    if (op.method !== req.method.toLowerCase() && !(op.method === 'get' && req.method === 'HEAD')) continue;
+    for (const [name, raw] of Object.entries(op.matchPath(req.path) ?? {})) {
+      try {
+        decodeURIComponent(raw);
+      } catch {
+        return new Es2Error('VALIDATION_FAILED', `path parameter ${name} is not valid percent-encoded UTF-8`, {
+          details: [{ path: `/path/${name}`, message: `"${name}" is not valid percent-encoded UTF-8` }],
+        });
+      }
+    }
+  }
+  return undefined;
+}
+
 export function createApp(options: AppOptions): express.Express {
   const { spec, handlers, logger } = options;
   const app = express();
@@ -66,7 +87,7 @@ export function createApp(options: AppOptions): express.Express {
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       logger.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 100) / 100 });
-      if (logger.isDebugEnabled() && req.body !== undefined) logger.debug('request body', { path: req.path, body: req.body });
+      if (logger.isDebugEnabled() && hasBody(req) && req.body !== undefined) logger.debug('request body', { method: req.method, path: req.path, body: req.body as unknown });
     });
     next();
   });
@@ -79,28 +100,37 @@ export function createApp(options: AppOptions): express.Express {
     next();
   });
 
-  app.use(express.json({ limit: options.bodyLimit ?? BODY_LIMIT, strict: false, type: () => true }));
+  app.use((req, _res, next) => next(undecodableParam(spec, req)));
 
   const missing = spec.operations.filter((op) => handlers[op.operationId] === undefined).map((op) => op.operationId);
   if (missing.length > 0) throw new Error(`no handler for operations: ${missing.join(', ')}`);
 
   for (const op of spec.operations) {
     const handler = handlers[op.operationId]!;
-    app[op.method](op.expressPath, (req: Request, res: Response, next: NextFunction) => {
+    // Bodies are read only for operations that take one, and only up to their declared size.
+    const readBody = op.bodyLimit === undefined
+      ? (req: Request, _res: Response, next: NextFunction) => {
+          next(hasBody(req)
+            ? new Es2Error('VALIDATION_FAILED', `${op.method.toUpperCase()} ${op.path} takes no request body`, {
+                details: [{ path: '', message: 'this operation takes no request body' }],
+              })
+            : undefined);
+        }
+      : express.json({ limit: op.bodyLimit, strict: false, type: () => true });
+    app[op.method](op.expressPath, readBody, (req: Request, res: Response, next: NextFunction) => {
       const query = { ...(req.query as Record<string, unknown>) };
       const params = { ...req.params };
       const errors = op.validateParams({ path: params, query, header: { ...req.headers } });
-      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-      const body: unknown = hasBody ? req.body : undefined;
+      const body: unknown = hasBody(req) ? req.body : undefined;
       if (op.validateBody !== undefined) {
         if (body === undefined) {
-          if (op.bodyRequired) errors.push({ path: '/', message: 'a JSON request body is required' });
+          if (op.bodyRequired) errors.push({ path: '', message: 'a JSON request body is required' });
         } else {
           errors.push(...op.validateBody(body));
         }
       }
       if (errors.length > 0) {
-        next(new Es2Error('VALIDATION_FAILED', errors.map((e) => `${e.path}: ${e.message}`).join('; '), { details: errors }));
+        next(new Es2Error('VALIDATION_FAILED', errors.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; '), { details: errors }));
         return;
       }
       Promise.resolve()

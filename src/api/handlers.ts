@@ -1,7 +1,7 @@
 // The operations of openapi/es2.yaml. Handlers only throw Es2Error; src/api/http-errors.ts maps.
 import { Es2Error } from '../errors/index.js';
 import { OPERATOR_HOLDER, type KnobManager } from '../host/index.js';
-import { isKnobName } from '../host/index.js';
+import { isKnobName, type KnobName } from '../host/index.js';
 import { ConnectListDomains, DomainState, DomainXMLFlags, type Connection } from '../libvirt/index.js';
 import { formatCpuset, openApiDocument, validatePolicy, type Policy } from '../policy/index.js';
 import type { Controller } from '../reconcile/controller.js';
@@ -28,12 +28,24 @@ export interface HandlerDeps {
 
 const STATE_NAMES = Object.fromEntries(Object.entries(DomainState).map(([k, v]) => [v, k.toLowerCase()])) as Record<number, string>;
 
-/** ETags travel quoted (`"abc"`, maybe weak `W/"abc"`); the store keeps the bare value. */
-function bareEtag(header: string | string[] | undefined): string | undefined {
+/**
+ * The `If-Match` precondition (RFC 9110 13.1.1) against the policy's current ETag (the store keeps
+ * it bare, `none` when no policy is stored): `*` or a list of quoted tags, compared strongly, so a
+ * weak tag never matches. Returns what the store re-checks atomically at the write (`*` or the
+ * matching tag); undefined without the header. The spec's pattern has vetted the syntax.
+ */
+function ifMatch(header: string | string[] | undefined, uuid: string, current: string): string | undefined {
   if (header === undefined) return undefined;
-  const value = Array.isArray(header) ? header[0]! : header;
-  const m = /^\s*(?:W\/)?"?([^"]*)"?\s*$/.exec(value);
-  return m?.[1] === '' ? undefined : m?.[1];
+  const value = (Array.isArray(header) ? header.join(', ') : header).trim();
+  if (value === '*') {
+    if (current === ABSENT_ETAG) throw new Es2Error('PRECONDITION_FAILED', `If-Match *: no policy is stored for ${uuid}`);
+    return '*';
+  }
+  const strong = [...value.matchAll(/(W\/)?"([^"]*)"/g)].filter((m) => m[1] === undefined).map((m) => m[2]!);
+  if (strong.includes(current)) return current;
+  throw new Es2Error('PRECONDITION_FAILED', strong.length === 0
+    ? `If-Match ${value}: a weak ETag never matches (strong comparison); send the ETag of GET /v1/domains/{ref}`
+    : `If-Match ${value} does not match the policy of ${uuid} (ETag ${quote(current)}): it changed since it was read`);
 }
 
 const quote = (etag: string): string => `"${etag}"`;
@@ -53,6 +65,12 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
 
   function etagOf(uuid: string): string {
     return store.getPolicy(uuid)?.etag ?? ABSENT_ETAG;
+  }
+
+  /** The store's write options for `If-Match`; throws PRECONDITION_FAILED when it fails now. */
+  function precondition(req: ApiRequest, uuid: string): { ifMatch?: string } {
+    const tag = ifMatch(req.headers['if-match'], uuid, etagOf(uuid));
+    return tag === undefined ? {} : { ifMatch: tag };
   }
 
   async function domainView(ref: string): Promise<ApiResponse> {
@@ -107,19 +125,20 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
 
   async function putPolicy(req: ApiRequest): Promise<ApiResponse> {
     const policy = validatePolicy(req.body);
-    const ifMatch = bareEtag(req.headers['if-match']);
     const dryRun = req.query.dryRun === true;
     const ref = req.params.ref!;
     if (!link.connected) {
       // Accepted during a libvirt outage when addressed by UUID: stored, applied on reconnect.
       if (!isUuid(ref) || dryRun) throw new Es2Error('LIBVIRT_UNAVAILABLE', 'libvirt is not connected; a policy can be stored by UUID only');
-      const rec = store.putPolicy(canonicalUuid(ref), policy, ifMatch === undefined ? {} : { ifMatch });
+      const uuid = canonicalUuid(ref);
+      const rec = store.putPolicy(uuid, policy, precondition(req, uuid));
       return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid: rec.uuid, name: rec.name, status: 'pending', plan: null, etag: rec.etag } };
     }
     const { conn, uuid, name, known } = await lookup(ref);
+    const options = precondition(req, uuid);
     if (!known) {
       if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
-      const rec = store.putPolicy(uuid, policy, ifMatch === undefined ? {} : { ifMatch });
+      const rec = store.putPolicy(uuid, policy, options);
       return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid, name: null, status: 'pending', plan: null, etag: rec.etag } };
     }
     const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
@@ -127,31 +146,37 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
     // The plan first: a policy this domain or host refuses is not stored.
     const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: desired });
     if (dryRun) {
-      return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
+      const etag = etagOf(uuid);
+      return { headers: { ETag: quote(etag) }, body: { uuid, name, status: 'planned', plan: planned.plan, etag } };
     }
-    const rec = store.putPolicy(uuid, policy, { name, ...(ifMatch === undefined ? {} : { ifMatch }) });
+    const rec = store.putPolicy(uuid, policy, { name, ...options });
     const outcome = await controller.converge(uuid, 'api policy');
     return { headers: { ETag: quote(rec.etag) }, body: { uuid, name, status: outcome.status, plan: outcome.plan, etag: rec.etag } };
   }
 
   async function deletePolicy(req: ApiRequest): Promise<ApiResponse> {
-    const ifMatch = bareEtag(req.headers['if-match']);
     const dryRun = req.query.dryRun === true;
     const { conn, uuid, name, known } = await lookup(req.params.ref!);
     if (!known) {
       if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
-      if (!store.deletePolicy(uuid, ifMatch === undefined ? {} : { ifMatch })) {
+      // Nothing to delete is a 404 whatever If-Match says (RFC 9110 13.2.2: preconditions apply
+      // only to requests that would otherwise succeed).
+      if (store.getPolicy(uuid) === undefined) {
+        throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid} and no policy is stored for it`);
+      }
+      if (!store.deletePolicy(uuid, precondition(req, uuid))) {
         throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid} and no policy is stored for it`);
       }
       return { body: { uuid, name: null, status: 'removed', plan: null, etag: ABSENT_ETAG } };
     }
+    const options = precondition(req, uuid);
     if (dryRun) {
       const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
       const remaining = controller.effective(uuid, xml, null)?.policy ?? null;
       const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: remaining });
       return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
     }
-    store.deletePolicy(uuid, ifMatch === undefined ? {} : { ifMatch });
+    store.deletePolicy(uuid, options);
     const outcome = await controller.converge(uuid, 'api policy removed');
     return { body: { uuid, name, status: 'removed', plan: outcome.plan, etag: ABSENT_ETAG } };
   }
@@ -204,8 +229,23 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
       };
     },
     putHostKnobs: (req) => {
-      for (const [knob, value] of Object.entries(req.body as Record<string, number>)) {
-        if (isKnobName(knob)) knobs.hold(OPERATOR_HOLDER, knob, value);
+      // All or nothing: a knob that fails puts back the operator's earlier holds on the others,
+      // so an error answer means the host is as it was.
+      const earlier = new Map(knobList().map((k) => [k.knob, k.holders[OPERATOR_HOLDER]]));
+      const held: KnobName[] = [];
+      try {
+        for (const [knob, value] of Object.entries(req.body as Record<string, number>)) {
+          if (!isKnobName(knob)) continue;
+          knobs.hold(OPERATOR_HOLDER, knob, value);
+          held.push(knob);
+        }
+      } catch (err) {
+        for (const knob of held.reverse()) {
+          const previous = earlier.get(knob);
+          if (previous === undefined) knobs.release(OPERATOR_HOLDER, knob);
+          else knobs.hold(OPERATOR_HOLDER, knob, previous);
+        }
+        throw err;
       }
       return { body: { knobs: knobList() } };
     },

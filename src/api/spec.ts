@@ -11,11 +11,26 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
 
+interface ResponseObject {
+  content?: Record<string, { schema?: object }>;
+  headers?: Record<string, { required?: boolean } | { $ref: string }>;
+}
+
 interface ParameterObject {
   name: string;
   in: 'path' | 'query' | 'header';
   required?: boolean;
   schema: object;
+}
+
+/** What the spec declares for one response status of an operation. */
+export interface ResponseSpec {
+  /** Validator of the JSON body; null when the response has no JSON content. */
+  validate: ValidateFunction | null;
+  /** Declared media types (`application/json`, `text/plain`); empty: no body. */
+  mediaTypes: string[];
+  /** Header names (lower case) the response must carry. */
+  requiredHeaders: string[];
 }
 
 export interface Operation {
@@ -25,11 +40,15 @@ export interface Operation {
   path: string;
   /** Express path, e.g. `/v1/domains/:ref/policy`. */
   expressPath: string;
+  /** The raw (still percent-encoded) path parameters when `path` is this operation's; else null. */
+  matchPath: (path: string) => Record<string, string> | null;
   validateParams: (input: { path: object; query: object; header: object }) => ErrorDetail[];
   validateBody?: (body: unknown) => ErrorDetail[];
   bodyRequired: boolean;
-  /** Validators for JSON responses by status code (`default` included); used by tests. */
-  responses: Map<string, ValidateFunction | null>;
+  /** The request body's size limit in bytes (`x-max-bytes`); undefined: the operation takes no body. */
+  bodyLimit: number | undefined;
+  /** By status code (`default` included); tests validate every response with these. */
+  responses: Map<string, ResponseSpec>;
 }
 
 export interface Spec {
@@ -73,12 +92,12 @@ export function loadSpec(): Spec {
         | {
             operationId: string;
             parameters?: ParameterObject[];
-            requestBody?: { required?: boolean; content?: Record<string, { schema?: object }> };
-            responses?: Record<string, { content?: Record<string, { schema?: object }> }>;
+            requestBody?: { required?: boolean; 'x-max-bytes'?: number; content?: Record<string, { schema?: object }> };
+            responses?: Record<string, ResponseObject | { $ref: string }>;
           }
         | undefined;
       if (op === undefined) continue;
-      const params = [...shared, ...(op.parameters ?? [])].map((p) => derefParam(document, p));
+      const params = [...shared, ...(op.parameters ?? [])].map((p) => deref<ParameterObject>(document, p));
       const validators = {
         path: compile(coercingAjv, paramsSchema(params, 'path')),
         query: compile(coercingAjv, paramsSchema(params, 'query')),
@@ -86,16 +105,35 @@ export function loadSpec(): Spec {
       };
       const bodySchema = op.requestBody?.content?.['application/json']?.schema;
       const bodyValidator = bodySchema === undefined ? undefined : compile(strictAjv, bodySchema);
-      const responses = new Map<string, ValidateFunction | null>();
-      for (const [status, r] of Object.entries(op.responses ?? {})) {
-        const s = r.content?.['application/json']?.schema;
-        responses.set(status, s === undefined ? null : compile(strictAjv, s));
+      const bodyLimit = op.requestBody?.['x-max-bytes'];
+      // Every body is bounded, and the bound is part of the contract a client reads.
+      if (op.requestBody !== undefined && !(Number.isSafeInteger(bodyLimit) && bodyLimit! > 0)) {
+        throw new Error(`openapi/es2.yaml: ${op.operationId} has a request body without a positive integer x-max-bytes`);
       }
+      const responses = new Map<string, ResponseSpec>();
+      for (const [status, ref] of Object.entries(op.responses ?? {})) {
+        const r = deref<ResponseObject>(document, ref);
+        const content = r.content ?? {};
+        const s = content['application/json']?.schema;
+        responses.set(status, {
+          validate: s === undefined ? null : compile(strictAjv, s),
+          mediaTypes: Object.keys(content),
+          requiredHeaders: Object.entries(r.headers ?? {})
+            .filter(([, h]) => deref<{ required?: boolean }>(document, h).required === true)
+            .map(([name]) => name.toLowerCase()),
+        });
+      }
+      const names = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
+      const pattern = new RegExp(`^${path.split(/\{[^}]+\}/).map(escapeRegExp).join('([^/]+)')}$`);
       operations.push({
         operationId: op.operationId,
         method,
         path,
         expressPath: path.replace(/\{([^}]+)\}/g, ':$1'),
+        matchPath: (raw) => {
+          const m = pattern.exec(raw);
+          return m === null ? null : Object.fromEntries(names.map((n, i) => [n, m[i + 1]!]));
+        },
         validateParams: (input) => {
           const out: ErrorDetail[] = [];
           for (const where of ['path', 'query', 'header'] as const) {
@@ -108,6 +146,7 @@ export function loadSpec(): Spec {
           ? {}
           : { validateBody: (body: unknown) => (bodyValidator(body) ? [] : schemaErrorDetails(bodyValidator.errors)) }),
         bodyRequired: op.requestBody?.required === true,
+        bodyLimit,
         responses,
       });
     }
@@ -134,12 +173,18 @@ function rebase(schema: object): object {
   ) as object;
 }
 
-function derefParam(document: Record<string, unknown>, p: ParameterObject | { $ref: string }): ParameterObject {
-  if ('$ref' in p) {
+/** A Parameter, Response or Header Object, following a local `$ref`. */
+function deref<T>(document: Record<string, unknown>, p: T | { $ref: string }): T {
+  if (typeof p === 'object' && p !== null && '$ref' in p) {
     const parts = p.$ref.replace(/^#\//, '').split('/');
     let node: unknown = document;
     for (const part of parts) node = (node as Record<string, unknown>)[part];
-    return node as ParameterObject;
+    if (node === undefined) throw new Error(`openapi/es2.yaml: unresolved $ref ${p.$ref}`);
+    return node as T;
   }
-  return p;
+  return p as T;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -1,5 +1,5 @@
 // Listeners for es2d: UNIX sockets (the default; access by file mode and group) and TCP.
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
@@ -31,6 +31,15 @@ function socketAlive(path: string): Promise<boolean> {
   });
 }
 
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 function groupId(name: string): number {
   for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
     const [g, , gid] = line.split(':');
@@ -60,7 +69,12 @@ export async function bind(
   server.requestTimeout = 60_000;
   if (address.kind === 'unix') {
     mkdirSync(dirname(address.path), { recursive: true });
-    if (existsSync(address.path)) {
+    const existing = lstatOrUndefined(address.path);
+    if (existing !== undefined) {
+      // Only a socket is ever removed: a mistyped --listen must not delete somebody's file.
+      if (!existing.isSocket()) {
+        throw new Es2Error('CONFLICT', `${address.path} exists and is not a socket; es2d removes only stale sockets`);
+      }
       if (await socketAlive(address.path)) {
         throw new Es2Error('CONFLICT', `another process is serving ${address.path}`);
       }

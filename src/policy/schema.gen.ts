@@ -11,7 +11,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Host capabilities, versions, CPUs and the knob journal. Read-only; never touches a knob. */
+        /** Host capabilities, versions, CPUs and the knob journal. Read-only; never touches a knob. Answers without libvirt too (`connected` false, `cpus` null). */
         get: operations["getHost"];
         put?: never;
         post?: never;
@@ -29,10 +29,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Holds host knobs for the operator (journaled with the original value). Only the knobs in the schema can be written; the value in force is the largest any holder asks for. */
+        /** Holds host knobs for the operator (journaled with the original value). Only the knobs in the schema can be written; the value in force is the largest any holder asks for. Body at most 64 KiB; works without libvirt. */
         put: operations["putHostKnobs"];
         post?: never;
-        /** Writes every journaled knob back to the value found before es2 first wrote it and drops all holds, also those of domains. Works after an es2d restart. */
+        /** Writes every journaled knob back to the value found before es2 first wrote it and drops all holds, also those of domains. Works after an es2d restart and without libvirt. */
         delete: operations["restoreHostKnobs"];
         options?: never;
         head?: never;
@@ -46,7 +46,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Domains libvirt knows plus stored policies for domains not created yet (pending). */
+        /** Domains libvirt knows plus stored policies for domains not created yet (pending). Needs libvirt. */
         get: operations["listDomains"];
         put?: never;
         post?: never;
@@ -66,7 +66,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One domain with its effective policy, sources, applied state and drift; ETag for writes. */
+        /** One domain with its effective policy, sources, applied state and drift, and the ETag that `If-Match` takes. An unknown UUID with a stored policy shows state `absent`. Needs libvirt. */
         get: operations["getDomain"];
         put?: never;
         post?: never;
@@ -87,10 +87,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Stores the API policy of a domain and applies it live and persistently. A UUID libvirt does not know yet is stored as pending (202) and applied when the domain appears. `If-Match` guards against lost updates; `dryRun=true` returns the plan and changes nothing. */
+        /** Stores the API policy of a domain and applies it live and persistently. A UUID libvirt does not know yet, or any UUID while libvirt is away, is stored as pending (202) and applied when the domain appears; a name needs libvirt. `If-Match` guards against lost updates; `dryRun=true` returns the plan and changes nothing (needs a domain libvirt knows). Body at most 64 KiB. */
         put: operations["putDomainPolicy"];
         post?: never;
-        /** Removes the API policy and everything es2 changed in the domain (restoring the values it replaced) and releases its knob holds. Flavor or config policies still apply afterwards. */
+        /** Removes the API policy and everything es2 changed in the domain (restoring the values it replaced) and releases its knob holds. Flavor or config policies still apply afterwards. `If-Match` and `dryRun` as for PUT. Needs libvirt. */
         delete: operations["deleteDomainPolicy"];
         options?: never;
         head?: never;
@@ -107,7 +107,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The savings report of one running domain (rolling current window against its baseline). */
+        /** The savings report of one running domain (rolling current window against its baseline). DOMAIN_NOT_FOUND until es2d has sampled the domain. */
         get: operations["getDomainSavings"];
         put?: never;
         post?: never;
@@ -129,7 +129,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Takes the domain's baseline now from the samples of the rolling window (replacing the stored one). Needs at least two samples of a running domain. */
+        /** Takes the domain's baseline now from the samples of the rolling window (replacing the stored one). Needs at least two samples of a running domain (CONFLICT before that). */
         post: operations["captureBaseline"];
         delete?: never;
         options?: never;
@@ -144,7 +144,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Savings reports of every running domain es2d collects stats for. */
+        /** Savings reports of every running domain es2d collects stats for (empty before the first stats cycle). Answers from collected samples, also while libvirt is away. */
         get: operations["listSavings"];
         put?: never;
         post?: never;
@@ -163,7 +163,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Called by the libvirt qemu hook. Never calls libvirt (libvirt waits on the hook); work for `started` is queued. For `migrate` and `restore` returns the rewritten XML or null. */
+        /** Called by the libvirt qemu hook. Never calls libvirt (libvirt waits on the hook); work for `started` is queued. For `migrate` and `restore` returns the rewritten XML or null. Works without libvirt. Body at most 5 MiB, XML at most 1 MiB. */
         post: operations["libvirtHook"];
         delete?: never;
         options?: never;
@@ -178,7 +178,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus text exposition. Open on every listener. */
+        /** Prometheus text exposition. Open on every listener (no token). */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -195,7 +195,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This document as JSON. */
+        /** This document as JSON. Open on every listener (no token). */
         get: operations["getOpenApi"];
         put?: never;
         post?: never;
@@ -212,7 +212,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 200 while the es2d process serves requests. Says nothing about libvirt. */
+        /** 200 while the es2d process serves requests. Says nothing about libvirt. Open on every listener. */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -229,7 +229,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** 200 when libvirt is connected and start-up reconciliation is done, else 503. */
+        /** 200 when libvirt is connected and start-up reconciliation is done, else 503. Open on every listener. */
         get: operations["getReady"];
         put?: never;
         post?: never;
@@ -249,7 +249,7 @@ export interface components {
             code: "VALIDATION_FAILED" | "UNAUTHORIZED" | "DOMAIN_NOT_FOUND" | "PRECONDITION_FAILED" | "HOST_UNSUPPORTED" | "CONFLICT" | "LIBVIRT_UNAVAILABLE" | "INTERNAL";
             message: string;
             details?: {
-                /** @description JSON pointer of the offending input (`/vcpus/0/cpuset`, `/query/dryRun`). */
+                /** @description JSON pointer of the offending input: into the body (`/vcpus/0/cpuset`; empty for the body as a whole), or `/path/<name>`, `/query/<name>`, `/header/<name>` for parameters (`/query/dryRun`), `/path` for an undeclared path or method. */
                 path: string;
                 message: string;
             }[];
@@ -621,7 +621,7 @@ export interface components {
     parameters: {
         /** @description A domain UUID or name. */
         DomainRef: string;
-        /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+        /** @description The ETag of `GET /v1/domains/{ref}` (`"none"` when no policy was stored), a list of ETags, or `*` (any stored policy). Compared strongly: a weak ETag never matches. A stale one fails with PRECONDITION_FAILED (412). */
         IfMatch: string;
         /** @description Return the plan and change nothing. */
         DryRun: boolean;
@@ -760,7 +760,7 @@ export interface operations {
                 dryRun?: components["parameters"]["DryRun"];
             };
             header?: {
-                /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+                /** @description The ETag of `GET /v1/domains/{ref}` (`"none"` when no policy was stored), a list of ETags, or `*` (any stored policy). Compared strongly: a weak ETag never matches. A stale one fails with PRECONDITION_FAILED (412). */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
@@ -806,7 +806,7 @@ export interface operations {
                 dryRun?: components["parameters"]["DryRun"];
             };
             header?: {
-                /** @description The ETag of `GET /v1/domains/{ref}`; a stale one fails with PRECONDITION_FAILED (412). */
+                /** @description The ETag of `GET /v1/domains/{ref}` (`"none"` when no policy was stored), a list of ETags, or `*` (any stored policy). Compared strongly: a weak ETag never matches. A stale one fails with PRECONDITION_FAILED (412). */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
