@@ -9,8 +9,9 @@ export const ErrorCodes = {
   UNAUTHORIZED: 401,
   /** No domain with that UUID or name, and nothing stored for it. */
   DOMAIN_NOT_FOUND: 404,
-  /** A write whose `If-Match` does not match the current ETag. */
+  /** The request clashes with the current state (another es2d on the socket, no samples yet). */
   CONFLICT: 409,
+  /** A write whose `If-Match` does not match the current ETag. */
   PRECONDITION_FAILED: 412,
   /** The host cannot do what the policy requires (for example posted interrupts). */
   HOST_UNSUPPORTED: 422,

@@ -107,7 +107,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The savings report of one running domain (rolling current window against its baseline). DOMAIN_NOT_FOUND until es2d has sampled the domain. */
+        /** The savings report of one running domain (rolling current window against its baseline). CONFLICT while es2d has no samples of it (not running, or before the first stats cycle). */
         get: operations["getDomainSavings"];
         put?: never;
         post?: never;

@@ -41,15 +41,16 @@ export class Reports {
   }
 
   /** The report of one domain; DOMAIN_NOT_FOUND when es2d has no stats for it. */
-  report(uuid: string, fallbackName?: string): SavingsReport {
+  report(uuid: string): SavingsReport {
     const samples = this.deps.collector.samples(uuid);
-    if (samples.length === 0 && fallbackName === undefined) {
-      throw new Es2Error('DOMAIN_NOT_FOUND', `no stats for domain ${uuid}: it is not running or not sampled yet`);
+    if (samples.length === 0) {
+      // The domain exists (the caller resolved it); it just has no samples to report on.
+      throw new Es2Error('CONFLICT', `no stats for domain ${uuid} yet: it is not running, or es2d has not sampled it (stats interval)`);
     }
     const id = this.deps.identify(uuid);
     return buildReport({
       uuid,
-      name: id?.name ?? samples.at(-1)?.name ?? fallbackName ?? uuid,
+      name: id?.name ?? samples.at(-1)?.name ?? uuid,
       nova: id === undefined ? null : { project: id.project, flavor: id.flavor },
       baseline: this.deps.store.getBaseline<Baseline>(uuid)?.baseline ?? null,
       current: samples,
