@@ -2,14 +2,13 @@
 // (`VCPU=VALUE`, whole numbers, one source of policy) is checked while parsing and fails as a
 // usage error; the values themselves go through validatePolicy, so a bad cpuset or label fails
 // as VALIDATION_FAILED with the JSON path it would have in the API body, before any request.
-import { readFile } from 'node:fs/promises';
 
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 
 import { validationFailed } from '../errors/index.js';
 import type { HybridIo, InterruptRedirection, Policy, VcpuPolicy } from '../policy/types.js';
 import { validatePolicy } from '../policy/validate.js';
+import { readPolicyDocument } from './input.js';
 import { UsageError } from './usage.js';
 
 export interface PolicyFlags {
@@ -129,29 +128,12 @@ export function policyFromFlags(flags: PolicyFlags): Policy {
  * A file's text, or stdin's for `-`. An unreadable file is refused like bad content
  * (VALIDATION_FAILED naming the file), as `es2ctl xml` refuses its inputs.
  */
-export async function readInputText(file: string): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  }
-  return readFile(file, 'utf8').catch((err: Error) => {
-    throw validationFailed(`cannot read ${file}: ${err.message}`, [{ path: file, message: 'unreadable' }]);
-  });
-}
-
 /**
  * A policy file, validated. `enabled` may be left out (it means true); `enable` refuses
  * `enabled: false` because storing a disabled policy is not what the command says.
  */
 export async function policyFromFile(file: string, command: 'enable' | 'plan'): Promise<Policy> {
-  const text = await readInputText(file);
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (err) {
-    throw validationFailed(`${file} is neither JSON nor YAML: ${(err as Error).message}`, [{ path: '/', message: 'unparseable' }]);
-  }
+  let parsed = await readPolicyDocument(file);
   if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && !('enabled' in parsed)) {
     parsed = { enabled: true, ...parsed };
   }

@@ -1,13 +1,10 @@
 // `es2ctl xml apply|remove|plan`: the domain-XML engine offline, on a file or stdin, no daemon.
 // The policy file (JSON or YAML) is merged over the domain's Nova flavor extra specs, as es2d merges
 // an API policy.
-import { readFile } from 'node:fs/promises';
 import { cpus as osCpus } from 'node:os';
 
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 
-import { validationFailed } from '../errors/index.js';
 import { formatCpuset, parseCpuset } from '../policy/cpuset.js';
 import type { HostFacts } from '../policy/host-facts.js';
 import { mergePolicy } from '../policy/merge.js';
@@ -16,6 +13,7 @@ import type { EffectivePolicy } from '../policy/types.js';
 import { validatePolicy } from '../policy/validate.js';
 import { apply, remove } from '../xml/engine.js';
 import { readNovaInstance } from '../xml/nova.js';
+import { readInputText, readPolicyDocument } from './input.js';
 import { UsageError } from './usage.js';
 
 interface HostOptions {
@@ -67,28 +65,8 @@ function hostFacts(opts: HostOptions): HostFacts {
   };
 }
 
-async function readInput(file: string): Promise<string> {
-  if (file !== '-') {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (err) {
-      throw validationFailed(`cannot read ${file}: ${(err as Error).message}`, [{ path: file, message: 'unreadable' }]);
-    }
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 async function effectivePolicy(policyFile: string, domainXml: string): Promise<EffectivePolicy> {
-  const text = await readInput(policyFile);
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (err) {
-    throw validationFailed(`${policyFile} is neither JSON nor YAML: ${(err as Error).message}`, [{ path: '/', message: 'unparseable' }]);
-  }
-  const merged = mergePolicy({ api: validatePolicy(parsed), flavor: readNovaInstance(domainXml)?.flavor ?? null });
+  const merged = mergePolicy({ api: validatePolicy(await readPolicyDocument(policyFile)), flavor: readNovaInstance(domainXml)?.flavor ?? null });
   // An API layer is always there, so the merge always has a result.
   return merged as EffectivePolicy;
 }
@@ -147,7 +125,7 @@ export function registerXmlCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ virsh dumpxml instance-00000031 | es2ctl xml apply --policy policy.json --host-cpus 0-15 -\n'))
     .action(async (file: string, opts: ApplyOptions) => {
       const host = hostFacts(opts);
-      const domainXml = await readInput(file);
+      const domainXml = await readInputText(file);
       const { policy } = await effectivePolicy(opts.policy, domainXml);
       const result = apply(domainXml, policy, host);
       reportUnapplied(result.plan);
@@ -162,7 +140,7 @@ export function registerXmlCommands(program: Command): void {
     .action(async (file: string, opts: ApplyOptions, cmd: Command) => {
       const format = outputFormat(cmd);
       const host = hostFacts(opts);
-      const domainXml = await readInput(file);
+      const domainXml = await readInputText(file);
       const effective = await effectivePolicy(opts.policy, domainXml);
       const { plan } = apply(domainXml, effective.policy, host);
       process.stdout.write(format === 'json' ? JSON.stringify({ policy: effective, plan }, null, 2) + '\n' : planTable(effective, plan));
@@ -173,7 +151,7 @@ export function registerXmlCommands(program: Command): void {
     .argument('[xmlfile]', 'domain XML file, - for stdin', '-')
     .addHelpText('after', '\nExample:\n  $ es2ctl xml remove applied.xml > original.xml\n')
     .action(async (file: string) => {
-      const domainXml = await readInput(file);
+      const domainXml = await readInputText(file);
       process.stdout.write(withNewline(remove(domainXml, hostFacts(REMOVE_HOST)).xml));
     });
 }
