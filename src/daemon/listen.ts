@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, u
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
+import type { Duplex } from 'node:stream';
 
 import { Es2Error } from '../errors/index.js';
 
@@ -50,6 +51,19 @@ function groupId(name: string): number {
   });
 }
 
+/** The Error body for a request Node's parser refused; the connection closes after it. */
+function answerUnparsable(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const what = err.code === 'HPE_HEADER_OVERFLOW' ? 'request headers are larger than this server accepts'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request was not received in time'
+      : `malformed HTTP request: ${err.reason ?? err.message}`;
+  const body = JSON.stringify(new Es2Error('VALIDATION_FAILED', what, { details: [{ path: '', message: err.code ?? 'unparsable' }] }).toJSON());
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 export interface BoundListener {
   server: Server;
   address: ListenAddress;
@@ -67,6 +81,12 @@ export async function bind(
   // Requests and keep-alive idle sockets must not keep a shutting-down es2d waiting for long.
   server.keepAliveTimeout = 5000;
   server.requestTimeout = 60_000;
+  // Node answers these itself, outside the app, with bodies that are not the one Error schema: a
+  // request it cannot parse (400, 431 for oversized headers, 408 when it comes too slowly) and an
+  // `Expect` other than 100-continue (417). The first gets the Error body here; the second is
+  // served as usual (RFC 9110 10.1.1 lets a server ignore an expectation it does not know).
+  server.on('clientError', answerUnparsable);
+  server.on('checkExpectation', handler);
   if (address.kind === 'unix') {
     mkdirSync(dirname(address.path), { recursive: true });
     const existing = lstatOrUndefined(address.path);
@@ -100,7 +120,11 @@ export async function bind(
 
 export function closeServer(l: BoundListener): Promise<void> {
   return new Promise((resolve) => {
+    // Requests in flight finish; their keep-alive connections turn idle only afterwards, so idle
+    // ones are closed again until the server is done instead of waiting out keepAliveTimeout.
+    const sweep = setInterval(() => l.server.closeIdleConnections(), 50);
     l.server.close(() => {
+      clearInterval(sweep);
       if (l.address.kind === 'unix' && existsSync(l.address.path)) {
         try {
           unlinkSync(l.address.path);

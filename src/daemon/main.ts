@@ -60,12 +60,13 @@ async function main(): Promise<number> {
     return e.code === 'VALIDATION_FAILED' ? 2 : 1;
   }
   await new Promise<void>((resolve) => {
+    // Handlers stay installed: a second signal during shutdown must not cut in-flight work short.
     const stop = (signal: string): void => {
       daemon.logger.info('shutting down', { signal });
       void daemon.stop().then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   return 0;
 }
