@@ -51,17 +51,41 @@ function groupId(name: string): number {
   });
 }
 
-/** The Error body for a request Node's parser refused; the connection closes after it. */
+function errorBody(message: string, detail: string): string {
+  return JSON.stringify(new Es2Error('VALIDATION_FAILED', message, { details: [{ path: '', message: detail }] }).toJSON());
+}
+
+/**
+ * The Error body for a request Node's parser refused; the connection closes after it. Like Node's
+ * own handler, nothing is written once a response has begun on the connection (the parser can
+ * fail on the body of a request the app is already answering).
+ */
 function answerUnparsable(err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
     socket.destroy();
     return;
   }
   const what = err.code === 'HPE_HEADER_OVERFLOW' ? 'request headers are larger than this server accepts'
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request was not received in time'
       : `malformed HTTP request: ${err.reason ?? err.message}`;
-  const body = JSON.stringify(new Es2Error('VALIDATION_FAILED', what, { details: [{ path: '', message: err.code ?? 'unparsable' }] }).toJSON());
+  const body = errorBody(what, err.code ?? 'unparsable');
   socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * RFC 9112 3.2 wants a 400 for an HTTP/1.1 request without Host; Node sends it bodiless, so its
+ * check is off and this one answers with the Error body.
+ */
+function requireHost(handler: RequestListener): RequestListener {
+  return (req, res) => {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
+        .end(errorBody('an HTTP/1.1 request needs a Host header', 'no Host header'));
+      return;
+    }
+    handler(req, res);
+  };
 }
 
 export interface BoundListener {
@@ -77,16 +101,16 @@ export async function bind(
   socket: { mode: number; group?: string | undefined },
 ): Promise<BoundListener> {
   const address = parseListen(spec);
-  const server = createServer(handler);
+  const server = createServer({ requireHostHeader: false }, requireHost(handler));
   // Requests and keep-alive idle sockets must not keep a shutting-down es2d waiting for long.
   server.keepAliveTimeout = 5000;
   server.requestTimeout = 60_000;
   // Node answers these itself, outside the app, with bodies that are not the one Error schema: a
-  // request it cannot parse (400, 431 for oversized headers, 408 when it comes too slowly) and an
-  // `Expect` other than 100-continue (417). The first gets the Error body here; the second is
-  // served as usual (RFC 9110 10.1.1 lets a server ignore an expectation it does not know).
+  // request it cannot parse (400, 431 for oversized headers, 408 when it comes too slowly), one
+  // without Host, and an `Expect` other than 100-continue (417). The first two get the Error body
+  // here; the last is served as usual (RFC 9110 10.1.1 lets a server ignore an expectation).
   server.on('clientError', answerUnparsable);
-  server.on('checkExpectation', handler);
+  server.on('checkExpectation', requireHost(handler));
   if (address.kind === 'unix') {
     mkdirSync(dirname(address.path), { recursive: true });
     const existing = lstatOrUndefined(address.path);
