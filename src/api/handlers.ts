@@ -210,6 +210,10 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
   }
 
   async function savingsOf(ref: string): Promise<string> {
+    // A UUID the last stats cycle returned is a domain libvirt listed as running one interval ago
+    // at most. GET savings is polled, and the libvirt round trip was most of its latency (bench
+    // api-read); names and other UUIDs are still resolved through libvirt.
+    if (isUuid(ref) && reports.sampledLastCycle(canonicalUuid(ref))) return canonicalUuid(ref);
     const { uuid, known } = await lookup(ref);
     if (!known) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}`);
     return uuid;

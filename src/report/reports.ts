@@ -40,6 +40,11 @@ export class Reports {
     return this.deps.collector.keys();
   }
 
+  /** Whether the last stats cycle found this domain running (StatsCollector.inLastCycle). */
+  sampledLastCycle(uuid: string): boolean {
+    return this.deps.collector.inLastCycle(uuid);
+  }
+
   /** The report of one domain; DOMAIN_NOT_FOUND when es2d has no stats for it. */
   report(uuid: string): SavingsReport {
     const samples = this.deps.collector.samples(uuid);

@@ -90,6 +90,8 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private generation = 0;
+  /** Sample time of the last cycle if it succeeded; undefined after a failed one. */
+  private lastCycleTime: number | undefined;
 
   constructor(source: StatsSource, options: StatsCollectorOptions = {}) {
     super();
@@ -148,6 +150,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
       const records = await this.bulkCall();
       const time = this.source.lastSampleTime ?? this.clock();
       const skipped = this.ingest(records, time);
+      this.lastCycleTime = time;
       const result: CycleResult = { time, seconds: (performance.now() - t0) / 1000, domains: records.length - skipped, skipped };
       this.metrics.cycles++;
       this.metrics.skippedDomains += skipped;
@@ -155,6 +158,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
       this.emit('cycle', result);
       return result;
     } catch (err) {
+      this.lastCycleTime = undefined;
       this.metrics.errors++;
       this.metrics.lastCycleSeconds = (performance.now() - t0) / 1000;
       const error = err instanceof Error ? err : new Error(String(err));
@@ -171,6 +175,15 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
   latest(key: string): DomainSample | undefined {
     const s = this.rings.get(key)?.samples;
     return s?.[s.length - 1];
+  }
+
+  /**
+   * Whether the last cycle succeeded and its bulk call returned this domain (complete record or
+   * not): libvirt listed it as running one interval ago at most, which a caller may take instead of
+   * asking libvirt again.
+   */
+  inLastCycle(key: string): boolean {
+    return this.lastCycleTime !== undefined && this.rings.get(key)?.lastSeen === this.lastCycleTime;
   }
 
   /** Keys of the domains with samples. */
