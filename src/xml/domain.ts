@@ -36,27 +36,54 @@ export function vcpuCount(doc: Document): number {
 }
 
 /**
+ * More IOThreads than any real domain has (QEMU runs a host thread for each); a count beyond it
+ * is refused rather than enumerated id by id.
+ */
+export const MAX_IOTHREADS = 4096;
+
+/**
  * The domain's IOThread ids: those `<iothreadids>` lists, then, when `<iothreads>` counts more,
- * the smallest free ids, as libvirt assigns them.
+ * the smallest free ids, as libvirt assigns them. An id listed twice is refused (libvirt refuses
+ * it as well, and es2's record could not tell the two apart).
  */
 export function iothreadIds(doc: Document): number[] {
   const count = xmlNumber(textOf(child(root(doc), 'iothreads')), '/domain/iothreads') ?? 0;
+  if (count > MAX_IOTHREADS) {
+    throw validationFailed(`domain XML: ${count} IOThreads is more than es2 handles (${MAX_IOTHREADS})`, [{ path: '/domain/iothreads', message: 'too many' }]);
+  }
   const listedIn = child(root(doc), 'iothreadids');
   const listed = (listedIn === null ? [] : children(listedIn, 'iothread'))
     .map((el) => xmlNumber(el.getAttribute('id'), '/domain/iothreadids/iothread/@id') ?? 0);
   const ids = new Set(listed);
+  if (ids.size < listed.length) {
+    const twice = listed.find((id, i) => listed.indexOf(id) !== i);
+    throw validationFailed(`domain XML: IOThread id ${twice} is listed twice`, [{ path: `/domain/iothreadids/iothread[@id='${twice}']`, message: 'duplicate id' }]);
+  }
   for (let id = 1; ids.size < count; id++) ids.add(id);
   return [...ids].sort((a, b) => a - b);
 }
 
-/** `<disk>` elements whose `<target bus='virtio'>`: the only ones that take an IOThread. */
+/**
+ * `<disk>` elements whose `<target bus='virtio'>`: the only ones that take an IOThread. es2's
+ * record names a disk by its target, so a target used twice (libvirt refuses such a definition
+ * too) is refused rather than recorded ambiguously.
+ */
 export function virtioDisks(doc: Document): Element[] {
   const devices = child(root(doc), 'devices');
   if (devices === null) return [];
-  return children(devices, 'disk').filter((disk) => {
+  const disks = children(devices, 'disk').filter((disk) => {
     const target = child(disk, 'target');
     return target !== null && target.getAttribute('bus') === 'virtio' && target.getAttribute('dev') !== '';
   });
+  const seen = new Set<string>();
+  for (const disk of disks) {
+    const dev = diskTarget(disk);
+    if (seen.has(dev)) {
+      throw validationFailed(`domain XML: two disks have target dev "${dev}"`, [{ path: `/domain/devices/disk/target[@dev='${dev}']`, message: 'duplicate target' }]);
+    }
+    seen.add(dev);
+  }
+  return disks;
 }
 
 export function diskTarget(disk: Element): string {
