@@ -55,6 +55,12 @@ export function parseCpuset(text: string, path = ''): number[] {
   return cpus;
 }
 
+/** CPUs for a message: their cpuset form, or `none` (a cpuPool can leave es2 no CPU at all). */
+export function describeCpus(cpus: Iterable<number>): string {
+  const list = [...cpus];
+  return list.length === 0 ? 'none' : formatCpuset(list);
+}
+
 /** Formats CPUs as libvirt does: ascending, runs of two or more as ranges (`0-3,5,7-8`). */
 export function formatCpuset(cpus: Iterable<number>): string {
   const sorted = [...new Set(cpus)].sort((a, b) => a - b);

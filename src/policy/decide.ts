@@ -3,7 +3,7 @@
 // knob or the ES2 kernel interface, and what cannot act here at all. Pure arithmetic over plain
 // data: src/xml reads the domain into a DomainShape and writes the Layout back.
 import { Es2Error, type ErrorDetail } from '../errors/index.js';
-import { formatCpuset, parseCpuset } from './cpuset.js';
+import { describeCpus, formatCpuset, parseCpuset } from './cpuset.js';
 import { type HostFacts, LIBVIRT_IOTHREAD_POLL_XML } from './host-facts.js';
 import type { Es2KernelSettings, KnobChange, NotApplicable } from './plan.js';
 import type { Policy } from './types.js';
@@ -71,7 +71,7 @@ export function checkPolicyFits(policy: Policy, domain: Pick<DomainShape, 'vcpus
     const outside = parseCpuset(cpuset, path).filter((cpu) => !pool.has(cpu));
     if (outside.length > 0) {
       const which = outside.length === 1 ? `CPU ${outside[0]} is` : `CPUs ${formatCpuset(outside)} are`;
-      details.push({ path, message: `${which} not among the host CPUs es2 may use (${formatCpuset(pool)})` });
+      details.push({ path, message: `${which} not among the host CPUs es2 may use (${describeCpus(pool)})` });
     }
   };
   policy.vcpus?.forEach((entry, i) => {

@@ -1,7 +1,7 @@
 // Fitting a policy that arrived with a domain (migration, restore) to this host: es2 must never
 // make a migration fail, so pins that cannot exist here are narrowed or dropped (labels and the
 // rest of the policy stay), and a posted-interrupt requirement this host cannot meet is relaxed.
-import { formatCpuset, parseCpuset } from './cpuset.js';
+import { describeCpus, formatCpuset, parseCpuset } from './cpuset.js';
 import type { HostFacts } from './host-facts.js';
 import type { Policy } from './types.js';
 
@@ -25,7 +25,7 @@ export function fitPolicyToHost(policy: Policy, host: HostFacts): FittedPolicy {
     const kept = cpus.filter((c) => pool.has(c));
     if (kept.length === cpus.length) return cpuset;
     if (kept.length === 0) {
-      notes.push(`${what}: none of CPUs ${formatCpuset(cpus)} exists among this host's CPUs ${formatCpuset([...pool])}, pin dropped`);
+      notes.push(`${what}: none of CPUs ${formatCpuset(cpus)} exists among this host's CPUs ${describeCpus(pool)}, pin dropped`);
       return undefined;
     }
     notes.push(`${what}: narrowed from ${formatCpuset(cpus)} to ${formatCpuset(kept)} (the rest does not exist here)`);

@@ -2,6 +2,7 @@
 // client library lets through, bounded by a timeout), the checks every answer must pass (no 5xx,
 // errors in the one Error schema with the status their code maps to), es2d's listeners and token.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { loadSpec, type Operation, type Spec } from '../../src/api/spec.js';
 import { ErrorCodes, type ErrorCode } from '../../src/errors/index.js';
 import type { Es2dProcess } from '../helpers/es2d.js';
+import { repoRoot } from '../helpers/paths.js';
 import { tempDir } from '../helpers/temp.js';
 import { until } from '../helpers/wait.js';
 
@@ -204,5 +206,25 @@ export function wireExchange(socketPath: string, bytes: Buffer, ms = 5000): Prom
       resolve(Buffer.concat(chunks));
     });
     s.end(bytes);
+  });
+}
+
+export const HOOK_SCRIPT = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
+
+export interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
+
+/** The hook script as libvirt runs it: `<name> <op> <subop> <extra>`, the domain XML on stdin. */
+export function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<HookRun> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(HOOK_SCRIPT, args, { env: { PATH: process.env.PATH, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    // A hook that exits before reading all of stdin closes the pipe: not a failure here.
+    child.stdin.on('error', () => undefined);
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - start }));
+    child.stdin.end(stdin);
   });
 }
