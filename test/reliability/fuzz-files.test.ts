@@ -23,7 +23,7 @@ import { tempDir } from '../helpers/temp.js';
 import { tally } from './figures.js';
 import { fuzz, replayRegressions } from './fuzz.js';
 import { apiSpec, assertWellFormed, send, sleep } from './support.js';
-import { captureFile } from './test-driver.js';
+import { captureFile } from './driver-file.js';
 
 const figures = tally('fuzz-files');
 const RUNS = 400;
