@@ -109,7 +109,10 @@ describe('the hook with es2d down or stuck', () => {
 // A real start: libvirtd runs the installed hook synchronously for prepare, start and started.
 // libvirtd runs only hooks that existed when it started, so this needs a libvirtd of its own.
 const ours = ownLibvirtdUnavailable();
-if (ours !== null) console.log(`# hook real-start case skipped: ${ours}`);
+if (ours !== null) {
+  console.log(`# hook real-start case skipped: ${ours}`);
+  figures.note('realStartSkipped', ours);
+}
 const INSTALLED = '/etc/libvirt/hooks/qemu.d/51-es2rel';
 
 describe('a real domain start with es2d stuck', { skip: ours ?? false }, () => {

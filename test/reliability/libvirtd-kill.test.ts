@@ -12,18 +12,22 @@ import { after, before, describe, it } from 'node:test';
 
 import { Connection } from '../../src/libvirt/index.js';
 import type { Policy } from '../../src/policy/index.js';
+import { ApiClient, type ApiResult } from '../helpers/api-client.js';
 import { startEs2d, type Es2dProcess } from '../helpers/es2d.js';
 import { killAndWait } from '../helpers/libvirtd.js';
 import { until } from '../helpers/wait.js';
 import { tally } from './figures.js';
-import { assertAlive, send, sleep } from './support.js';
+import { assertAlive, sleep } from './support.js';
 import {
   canonical, ownLibvirtdUnavailable, running, SYSTEM_URI, systemDomains, untilConverged, type SystemDomains,
 } from './system.js';
 
 const figures = tally('libvirtd-kill');
 const skip = ownLibvirtdUnavailable();
-if (skip !== null) console.log(`# libvirtd-kill scenario skipped: ${skip}`);
+if (skip !== null) {
+  console.log(`# libvirtd-kill scenario skipped: ${skip}`);
+  figures.note('skipped', skip);
+}
 
 /** libvirtd again (virtlogd first, domain starts need it), as the test's own daemons. */
 function restartLibvirtd(): void {
@@ -34,7 +38,7 @@ function restartLibvirtd(): void {
 describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? false }, () => {
   let sys: SystemDomains;
   let es2d: Es2dProcess;
-  let endpoint: string;
+  let api: ApiClient;
   let hostCpus: number[];
   let a: string;
   let b: string;
@@ -46,7 +50,8 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
     sys = await systemDomains('lk', 2);
     [a, b] = sys.uuids as [string, string];
     es2d = await startEs2d({ uri: SYSTEM_URI });
-    endpoint = `unix:${es2d.socket}`;
+    // Requests are checked against the spec, and so is every answer (503s included).
+    api = new ApiClient({ endpoint: `unix:${es2d.socket}`, timeoutMs: 60_000 });
     hostCpus = (await sys.conn.nodeGetCPUMap()).online;
   });
 
@@ -67,9 +72,7 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
     vcpus: [{ vcpu: 0, cpuset: String(hostCpus[n % hostCpus.length]), label: 'io' }, { vcpu: 1, cpuset: String(hostCpus[(n + 1) % hostCpus.length]) }],
     hybridIo: { iothreads: 1, pollMaxNs: 10_000 + n },
   });
-  const put = (ref: string, p: Policy) => send(endpoint, {
-    method: 'PUT', path: `/v1/domains/${ref}/policy`, headers: { 'content-type': 'application/json' }, body: JSON.stringify(p), timeoutMs: 60_000,
-  });
+  const put = (ref: string, p: Policy): Promise<ApiResult<{ status: string; code: string }>> => api.put(`/v1/domains/${ref}/policy`, p);
 
   it('stays up when libvirtd dies mid-apply, answers what was in flight, and /readyz fails within seconds', async () => {
     const first = policy(0);
@@ -79,7 +82,7 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
     const inFlight = Array.from({ length: 6 }, (_, i) => {
       const p = policy(i + 1);
       sentToA.push(p);
-      return put(a, p).then((r) => r, (err: Error) => ({ status: -1, text: err.message }));
+      return put(a, p).then((r) => ({ status: r.status, text: r.text }), (err: Error) => ({ status: -1, text: err.message }));
     });
     await sleep(40);
     killedAt = Date.now();
@@ -90,24 +93,24 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
     for (const r of answers) assert.ok(r.status === 200 || r.status === 503, `in flight during the kill: ${r.status} ${r.text}`);
 
     const notReady = await until('/readyz to fail', async () => {
-      const r = await send(endpoint, { method: 'GET', path: '/readyz' });
+      const r = await api.get('/readyz');
       return r.status === 503 ? Date.now() - killedAt : undefined;
     }, 10_000);
     figures.note('readyzFailedAfterMs', notReady);
     assert.ok(notReady < 5000, `/readyz still 200 ${notReady} ms after the kill`);
     assertAlive(es2d, 'the libvirtd kill');
-    assert.equal((await send(endpoint, { method: 'GET', path: '/healthz' })).status, 200);
+    assert.equal((await api.get('/healthz')).status, 200);
   });
 
   it('accepts a policy by UUID during the outage (202 pending) and refuses one by name (503)', async () => {
     pendingForB = policy(7);
     const byUuid = await put(b, pendingForB);
     assert.equal(byUuid.status, 202, byUuid.text);
-    assert.equal((byUuid.json as { status: string }).status, 'pending');
+    assert.equal(byUuid.body.status, 'pending');
     const byName = await put(sys.names[1]!, policy(8));
     assert.equal(byName.status, 503, byName.text);
-    assert.equal((byName.json as { code: string }).code, 'LIBVIRT_UNAVAILABLE');
-    assert.equal((await send(endpoint, { method: 'GET', path: '/v1/domains' })).status, 503);
+    assert.equal(byName.body.code, 'LIBVIRT_UNAVAILABLE');
+    assert.equal((await api.get('/v1/domains')).status, 503);
 
     // Meanwhile domain A's QEMU dies too: libvirt will come back without its live state.
     const pid = Number(readFileSync(`/run/libvirt/qemu/${sys.names[0]}.pid`, 'utf8').trim());
@@ -121,13 +124,13 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
     const restartedAt = Date.now();
     sys.conn = await until('libvirtd to accept connections', () => Connection.open(SYSTEM_URI, { events: false }), 30_000);
     const reconnected = await until('es2d /readyz to pass again', async () => {
-      const r = await send(endpoint, { method: 'GET', path: '/readyz' });
+      const r = await api.get('/readyz');
       return r.status === 200 ? Date.now() - restartedAt : undefined;
     }, 60_000);
     figures.note('readyAgainAfterMs', reconnected);
     figures.note('outageMs', restartedAt - killedAt);
 
-    const stored = (await send(endpoint, { method: 'GET', path: `/v1/domains/${b}` })).json as { storedPolicy: Policy };
+    const stored = (await api.get<{ storedPolicy: Policy }>(`/v1/domains/${b}`)).body;
     if (canonical(stored.storedPolicy) !== canonical(pendingForB)) figures.dataLost++;
     assert.deepEqual(stored.storedPolicy, pendingForB, 'the policy accepted during the outage is stored');
     await untilConverged(sys.conn, b, pendingForB, hostCpus, 'the policy accepted during the outage, live on B', () => figures.dataLost++);
@@ -136,7 +139,7 @@ describe('libvirtd killed with SIGKILL under a running es2d', { skip: skip ?? fa
   it('re-applies what libvirt lost when the domain whose QEMU died starts again', async () => {
     const info = await sys.conn.domainGetInfo(a);
     assert.equal(info.active, false, 'libvirt found domain A dead');
-    const stored = ((await send(endpoint, { method: 'GET', path: `/v1/domains/${a}` })).json as { storedPolicy: Policy }).storedPolicy;
+    const stored = (await api.get<{ storedPolicy: Policy }>(`/v1/domains/${a}`)).body.storedPolicy;
     assert.ok(sentToA.some((p) => canonical(p) === canonical(stored)), `A's stored policy is one that was sent: ${JSON.stringify(stored)}`);
     await sys.conn.domainCreate(a);
     await untilConverged(sys.conn, a, stored, hostCpus, 'domain A re-applied after its start', () => figures.dataLost++);
