@@ -23,6 +23,8 @@ const figures = tally('hook');
 const TIMEOUT_S = 1;
 // Starting node and loading the hook: generous for a loaded 2-core machine.
 const STARTUP_MARGIN_MS = 2000;
+// What a real start may wait beyond the hook timeouts themselves (scheduling on a loaded machine).
+const WAIT_MARGIN_MS = 1000;
 const OPS: [string, string][] = [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['migrate', 'begin'],
   ['restore', 'begin'], ['stopped', 'end'], ['release', 'end']];
 const domain = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8');
@@ -170,10 +172,11 @@ describe('a real domain start with es2d stuck', { skip: ours ?? false }, () => {
       es2d.child.kill('SIGCONT');
     }
     figures.note('realStartMs', { es2dUp: Math.round(up), es2dStuck: Math.round(stuck), hookTimeoutMs: TIMEOUT_S * 1000 });
-    assert.ok(stuck - up < 3 * (TIMEOUT_S * 1000 + STARTUP_MARGIN_MS), `start took ${Math.round(stuck)} ms stuck, ${Math.round(up)} ms up`);
+    // The start with es2d up ran the same hooks (node start-up included), so the difference is the waiting.
+    assert.ok(stuck - up < 3 * TIMEOUT_S * 1000 + WAIT_MARGIN_MS, `start took ${Math.round(stuck)} ms stuck, ${Math.round(up)} ms up`);
   });
 
   it('holds a start no longer than one hook timeout in all', { todo: 'each of the 3 hook calls of a start waits out its own timeout (reported)' }, () => {
-    assert.ok(stuck - up < TIMEOUT_S * 1000 + STARTUP_MARGIN_MS, `start took ${Math.round(stuck)} ms stuck, ${Math.round(up)} ms up`);
+    assert.ok(stuck - up < TIMEOUT_S * 1000 + WAIT_MARGIN_MS, `start took ${Math.round(stuck)} ms stuck, ${Math.round(up)} ms up`);
   });
 });
