@@ -216,7 +216,11 @@ export class Controller {
    * Brings a domain in line with its desired policy (or with `override`, for a dry run of a
    * policy not stored yet). Serialised per domain; different domains run in parallel.
    */
-  converge(uuid: string, reason: string, options: { dryRun?: boolean; override?: Policy | null } = {}): Promise<ApplyOutcome> {
+  converge(
+    uuid: string,
+    reason: string,
+    options: { dryRun?: boolean; override?: Policy | null; adopt?: boolean } = {},
+  ): Promise<ApplyOutcome> {
     return this.queue.run(uuid, async () => {
       const conn = this.deps.link.require();
       const facts = this.facts();
@@ -226,6 +230,7 @@ export class Controller {
         if (options.override !== undefined) {
           desired = options.override;
         } else {
+          if (options.adopt !== false) await this.adoptRecorded(conn, uuid, xml);
           const eff = this.effective(uuid, xml);
           desired = eff?.policy ?? null;
           if (eff === null) this.policyStates.delete(uuid);
@@ -253,6 +258,25 @@ export class Controller {
         throw err;
       }
     });
+  }
+
+  /**
+   * A domain that carries an es2 record but has no policy here (live-migrated in, or es2d's state
+   * was lost) keeps its policy: the record is the mirror that travels with the domain, so it
+   * becomes the stored policy instead of es2 being stripped. An API delete does not adopt.
+   */
+  private async adoptRecorded(conn: Connection, uuid: string, persistentXml: string): Promise<void> {
+    if (this.deps.store.getPolicy(uuid) !== undefined) return;
+    let recorded: Policy | null = null;
+    try {
+      recorded = readRecordedPolicy(persistentXml) ?? readRecordedPolicy(await conn.domainGetXMLDesc(uuid));
+    } catch {
+      // A corrupt record is not adopted; the domain is then converged to its other sources.
+    }
+    if (recorded === null) return;
+    const name = (await conn.lookupDomainByUUID(uuid)).name;
+    this.deps.store.putPolicy(uuid, recorded, { name });
+    this.deps.logger.info('policy adopted from the domain\'s es2 record', { domain: name, uuid });
   }
 
   /**
@@ -335,7 +359,8 @@ export class Controller {
       if (!info.active) return [];
       const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
       const desired = this.effective(uuid, xml)?.policy ?? null;
-      if (desired === null && readRecordedPolicy(await conn.domainGetXMLDesc(uuid)) === null) return [];
+      // Nothing desired: a record without a policy is adopted by the next converge, never stripped here.
+      if (desired === null) return [];
       const items = await this.deps.applier.drift(conn, uuid, desired, this.facts());
       const repair = items.length > 0 && this.options.drift === 'repair';
       // The last drift found stays visible until a converge replaces the applied record; a clean

@@ -167,3 +167,37 @@ describe('es2d on test:///default', () => {
     assert.equal(knob(), 200000);
   });
 });
+
+describe('es2d with lost state (or a domain live-migrated in)', () => {
+  it('adopts the policy recorded in the domain instead of stripping es2', async () => {
+    const hostRoot = hostTree(STOCK_HOST);
+    const start = async (stateDir: string): Promise<{ daemon: Daemon; client: Client }> => {
+      const socket = join(tempDir(), 'es2d.sock');
+      const d = await Daemon.start(resolveConfig({ uri: 'test:///default', listen: [`unix:${socket}`], stateDir, hostRoot }), silentLogger());
+      await d.waitReady();
+      return { daemon: d, client: new Client({ endpoint: `unix:${socket}` }) };
+    };
+    // The test driver's state lives while a connection to it is open: this one spans both daemons.
+    const conn = await Connection.open('test:///default', { events: false });
+    const uuid = (await conn.lookupDomainByName('test')).uuid;
+    const first = await start(tempDir());
+    const policy = { enabled: true, vcpus: [{ vcpu: 1, cpuset: '5', label: 'io' }] };
+    await first.client.send('PUT', '/v1/domains/test/policy', policy);
+    await first.daemon.stop();
+
+    const second = await start(tempDir());
+    try {
+      const view = await second.client.send<{ storedPolicy: unknown }>('GET', '/v1/domains/test');
+      assert.deepEqual(view.body.storedPolicy, { enabled: true, vcpus: [{ cpuset: '5', label: 'io', vcpu: 1 }] });
+      assert.deepEqual((await conn.domainGetVcpuPinInfo(uuid))[1], [5]);
+      // An explicit delete still removes es2 (and is not adopted back).
+      await second.client.send('DELETE', '/v1/domains/test/policy');
+      assert.doesNotMatch(await conn.domainGetXMLDesc(uuid), /urn:x-es2:policy:1/);
+      const after = await second.client.send<{ storedPolicy: unknown }>('GET', '/v1/domains/test');
+      assert.equal(after.body.storedPolicy, null);
+    } finally {
+      await second.daemon.stop();
+      await conn.close();
+    }
+  });
+});
