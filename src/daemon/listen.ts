@@ -1,11 +1,14 @@
 // Listeners for es2d: UNIX sockets (the default; access by file mode and group) and TCP.
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 
 import { Es2Error } from '../errors/index.js';
+
+/** Written by the libvirt hook beside the socket when es2d let a call time out. */
+export const HOOK_UNRESPONSIVE_MARKER = '.es2-hook-unresponsive';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -130,6 +133,9 @@ export async function bind(
       server.listen(address.path, () => resolve());
     });
     chmodSync(address.path, socket.mode);
+    // The hook stops waiting for es2d after a timeout (deploy/libvirt/hooks/qemu.d/50-es2); an es2d
+    // serving the socket again is worth waiting for at once.
+    rmSync(join(dirname(address.path), HOOK_UNRESPONSIVE_MARKER), { force: true });
     if (socket.group !== undefined) chownSync(address.path, -1, groupId(socket.group));
     return { server, address, url: `unix:${address.path}` };
   }

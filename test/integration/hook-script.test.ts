@@ -98,6 +98,33 @@ describe('the libvirt hook script', () => {
     }
   });
 
+  it('does not wait again for an es2d that just timed out, until es2d serves its socket anew', async () => {
+    const dir = tempDir();
+    const sock = join(dir, 'es2d.sock');
+    const stuck: Server = createServer(() => undefined);
+    await new Promise<void>((r) => stuck.listen(sock, r));
+    const env = { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' };
+    try {
+      const first = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+      assert.match(first.stderr, /did not answer within 1000 ms/);
+      // The next calls of the same start (start, started) give up at once instead of waiting again.
+      const second = await runHook(['vm', 'start', 'begin', '-'], domain, env);
+      assert.equal(second.code, 0);
+      assert.match(second.stderr, /did not answer a recent hook call; not waiting for it/);
+    } finally {
+      stuck.closeAllConnections();
+      await new Promise<void>((r) => stuck.close(() => r()));
+    }
+    const back = await startEs2d({ socket: sock });
+    try {
+      const third = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+      assert.equal(third.code, 0);
+      assert.equal(third.stderr, '');
+    } finally {
+      await back.stop();
+    }
+  });
+
   it('passes an es2d error code through in fail-closed mode', async () => {
     const r = await runHook(['vm', 'migrate', 'begin', '-'], '', { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
     assert.equal(r.code, 0, 'an empty migrate XML is unchanged, not an error');
