@@ -58,18 +58,27 @@ export function windowRates(samples: readonly DomainSample[]): WindowRates {
   let ioOps = 0;
   let skippedSteps = 0;
   let skippedSeconds = 0;
+  // The deltas of consecutive countable steps telescope: a run of them adds its last sample minus
+  // its first, once. This runs for every domain on every report and /metrics scrape, and a bigint
+  // subtraction per step and reason allocated a bigint each (bench stats-cycle, api-read).
+  const addRun = (from: DomainSample, to: DomainSample): void => {
+    if (from === to) return;
+    seconds += to.time - from.time;
+    ioOps += Number(to.ioOps - from.ioOps);
+    for (const r of REASONS) counts[r] += Number(to.exits[r] - from.exits[r]);
+  };
+  let runStart = samples[0];
   for (let i = 1; i < samples.length; i++) {
     const prev = samples[i - 1] as DomainSample;
     const next = samples[i] as DomainSample;
     if (isBrokenStep(prev, next)) {
+      addRun(runStart as DomainSample, prev);
+      runStart = next;
       skippedSteps++;
       skippedSeconds += Math.max(0, next.time - prev.time);
-      continue;
     }
-    seconds += next.time - prev.time;
-    ioOps += Number(next.ioOps - prev.ioOps);
-    for (const r of REASONS) counts[r] += Number(next.exits[r] - prev.exits[r]);
   }
+  if (runStart !== undefined) addRun(runStart, samples[samples.length - 1] as DomainSample);
   const first = samples[0];
   const last = samples[samples.length - 1];
   const hasKvmStats = last?.hasKvmStats ?? false;
