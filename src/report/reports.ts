@@ -6,9 +6,10 @@ import {
   buildReport,
   type Baseline,
   type ExitCosts,
+  type NovaIdentity,
   type SavingsReport,
 } from '../savings/index.js';
-import type { StatsCollector } from '../stats/index.js';
+import type { DomainSample, StatsCollector } from '../stats/index.js';
 import type { BaselineRecord, Store } from '../store/index.js';
 import type { Logger } from '../daemon/logger.js';
 import type { OutboxPusher } from './outbox.js';
@@ -30,8 +31,14 @@ export interface ReportsDeps {
   outbox?: OutboxPusher | undefined;
 }
 
+/** The report's Nova identity (null fields when unknown) against the one known now. */
+function sameNova(a: NovaIdentity, b: NovaIdentity | null): boolean {
+  return a.project === (b?.project ?? null) && a.flavor === (b?.flavor ?? null);
+}
+
 export class Reports {
   private lastPush = new Map<string, string>();
+  private readonly cache = new Map<string, { latest: DomainSample; baselineAt: string | null; report: SavingsReport }>();
 
   constructor(private readonly deps: ReportsDeps) {}
 
@@ -45,23 +52,43 @@ export class Reports {
     return this.deps.collector.inLastCycle(uuid);
   }
 
-  /** The report of one domain; DOMAIN_NOT_FOUND when es2d has no stats for it. */
+  /**
+   * The report of one domain; CONFLICT when es2d has no stats for it. The same object is handed
+   * out until its inputs change (callers only read it): the report is asked for on every GET
+   * savings and for every domain on every /metrics scrape, while its window changes once a cycle.
+   */
   report(uuid: string): SavingsReport {
-    const samples = this.deps.collector.samples(uuid);
-    if (samples.length === 0) {
+    const latest = this.deps.collector.latest(uuid);
+    if (latest === undefined) {
+      this.cache.delete(uuid);
       // The domain exists (the caller resolved it); it just has no samples to report on.
       throw new Es2Error('CONFLICT', `no stats for domain ${uuid} yet: it is not running, or es2d has not sampled it (stats interval)`);
     }
     const id = this.deps.identify(uuid);
-    return buildReport({
+    const name = id?.name ?? latest.name ?? uuid;
+    const nova = id === undefined ? null : { project: id.project, flavor: id.flavor };
+    const baseline = this.deps.store.getBaseline<Baseline>(uuid)?.baseline ?? null;
+    const hit = this.cache.get(uuid);
+    // A new sample is a new object, and the window only changes when one is appended.
+    if (hit !== undefined && hit.latest === latest && hit.baselineAt === (baseline?.capturedAt ?? null)
+      && hit.report.name === name && sameNova(hit.report.nova, nova)) {
+      return hit.report;
+    }
+    const report = buildReport({
       uuid,
-      name: id?.name ?? samples.at(-1)?.name ?? uuid,
-      nova: id === undefined ? null : { project: id.project, flavor: id.flavor },
-      baseline: this.deps.store.getBaseline<Baseline>(uuid)?.baseline ?? null,
-      current: samples,
+      name,
+      nova,
+      baseline,
+      current: this.deps.collector.samples(uuid),
       costs: this.deps.costs,
       minIoOps: this.deps.minIoOps,
     });
+    this.cache.set(uuid, { latest, baselineAt: baseline?.capturedAt ?? null, report });
+    // Domains the collector forgot (gone for a window) leave the cache with them.
+    if (this.cache.size > 2 * this.deps.collector.size + 16) {
+      for (const key of this.cache.keys()) if (this.deps.collector.latest(key) === undefined) this.cache.delete(key);
+    }
+    return report;
   }
 
   all(): SavingsReport[] {

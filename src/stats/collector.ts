@@ -186,6 +186,11 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
     return this.lastCycleTime !== undefined && this.rings.get(key)?.lastSeen === this.lastCycleTime;
   }
 
+  /** How many domains have samples. */
+  get size(): number {
+    return this.rings.size;
+  }
+
   /** Keys of the domains with samples. */
   keys(): string[] {
     return [...this.rings.keys()];
