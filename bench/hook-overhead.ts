@@ -1,0 +1,146 @@
+// hook-overhead: domain start time (virDomainCreate until it returns) with the es2 hook installed
+// over without, es2d running and answering in both.
+//
+// The hook is installed as deploy/install.sh renders it: this host's Node on the #! line and
+// ES2_SOCKET riding on it through `env -S` (libvirt passes hooks no environment), pointing at the
+// bench's es2d. libvirtd looks for hook scripts when it starts and when it reloads (SIGHUP), so
+// the hook goes in, libvirtd reloads once, and the two sides then differ only in the script's
+// execute bit, which libvirt checks on every call (virHookCall). The side without the hook still
+// has libvirt format the domain XML for a hook and read the hooks directory: what any host with
+// any qemu hook pays. At the end the hook is removed and libvirtd reloaded again, so it forgets it.
+//
+// While installed, the hook runs for every domain start on this libvirtd, other engineers' too;
+// it is installed only for the minute or two this benchmark takes, and always removed.
+
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { Connection } from '../src/libvirt/index.js';
+import { repoRoot } from '../test/helpers/paths.js';
+import { SYSTEM_URI } from '../test/helpers/libvirtd.js';
+import type { Bench } from './bench.js';
+import { Unavailable } from './context.js';
+import { startEs2d } from './es2d.js';
+import { alternate, median, ms, msPerCall, ratioOfMedians, sleep, spread } from './measure.js';
+
+const HOOKS = '/etc/libvirt/hooks';
+const HOOK_DIR = join(HOOKS, 'qemu.d');
+// Named for this run, so that it never replaces or removes a 50-es2 someone else installed.
+const HOOK = join(HOOK_DIR, `50-es2bench-${process.pid}`);
+
+// After a destroy: the stop and release hooks and es2d's reactions finish before the next start.
+const SETTLE_MS = 700;
+
+function libvirtdPid(): number {
+  const pids = execFileSync('pgrep', ['-x', 'libvirtd'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  if (pids.length !== 1) throw new Error(`expected one libvirtd, found ${pids.length}`);
+  return pids[0] as number;
+}
+
+/** SIGHUP: libvirtd looks for hook scripts again (and reloads its drivers' configs). */
+async function reloadLibvirtd(): Promise<void> {
+  process.kill(libvirtdPid(), 'SIGHUP');
+  // The reload runs on a thread of its own; a new connection answering means it is through.
+  await sleep(1000);
+  const c = await Connection.open(SYSTEM_URI, { events: false });
+  await c.getLibVersion();
+  await c.close();
+}
+
+/** How many hook calls for `op` es2d has answered for the domain, from its log. */
+function answered(logs: string, domain: string, op: string): number {
+  let n = 0;
+  for (const line of logs.split('\n')) {
+    if (!line.includes('"message":"hook"')) continue;
+    const entry = JSON.parse(line) as { domain?: string; op?: string };
+    if (entry.domain === domain && entry.op === op) n++;
+  }
+  return n;
+}
+
+export const hookOverhead: Bench = {
+  name: 'hook-overhead',
+  rows: ['hook-overhead'],
+  async run(ctx) {
+    if (process.getuid?.() !== 0) throw new Unavailable('installing a libvirt hook needs root');
+    const fleet = await ctx.fleet();
+    const conn = await ctx.connection();
+
+    const es2d = await startEs2d(ctx, { statsInterval: 10 });
+    if (!/^\/[A-Za-z0-9._/+-]+$/.test(es2d.socket)) throw new Error(`socket path ${es2d.socket} cannot go on a #! line`);
+
+    // The domain started and stopped: one of the fleet, so that at most 30 run at any time.
+    const uuid = fleet.uuids[0] as string;
+    const name = fleet.names[0] as string;
+    await conn.domainDestroy(uuid);
+    ctx.defer(async () => {
+      const c = await ctx.connection();
+      if (!(await c.domainGetInfo(uuid)).active) await c.domainCreate(uuid);
+    });
+
+    // Install (see install.sh: the hook is rendered from its #! line on).
+    const made = [HOOKS, HOOK_DIR].filter((d) => !existsSync(d));
+    for (const d of made) mkdirSync(d, { mode: 0o755 });
+    const source = readFileSync(join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2'), 'utf8');
+    const rendered = `#!/usr/bin/env -S ES2_SOCKET=${es2d.socket} ${process.execPath}\n${source.slice(source.indexOf('\n') + 1)}`;
+    writeFileSync(HOOK, rendered, { mode: 0o755 });
+    ctx.defer(async () => {
+      rmSync(HOOK, { force: true });
+      for (const d of made.reverse()) rmdirSync(d);
+      await reloadLibvirtd();
+    });
+    await reloadLibvirtd();
+    // Hooks of others (an installed es2, other tests) run on both sides alike: named in the detail.
+    const others = readdirSync(HOOK_DIR).filter((f) => join(HOOK_DIR, f) !== HOOK);
+
+    const withHook = (on: boolean) => ({
+      async run(): Promise<number> {
+        chmodSync(HOOK, on ? 0o755 : 0o644);
+        return msPerCall(() => conn.domainCreate(uuid));
+      },
+      async reset(): Promise<void> {
+        await conn.domainDestroy(uuid);
+        await sleep(SETTLE_MS);
+      },
+    });
+    const rounds = ctx.quick ? 5 : 15;
+    const warmup = 2;
+    const before = answered(es2d.logs(), name, 'started');
+    const alt = await alternate(withHook(true), withHook(false), { rounds, warmup });
+    const calls = answered(es2d.logs(), name, 'started') - before;
+    if (calls !== rounds + warmup) {
+      throw new Error(`es2d answered ${calls} 'started' hook calls for ${rounds + warmup} starts with the hook: the measurement is not of the hook`);
+    }
+
+    // What one hook call costs, next to what starting Node alone costs (the hook is a Node script
+    // and libvirt runs it three times per start: prepare, start, started).
+    const xml = await conn.domainGetXMLDesc(uuid);
+    chmodSync(HOOK, 0o755);
+    const hookCall = (): Promise<void> => runWithInput(HOOK, [name, 'start', 'begin', '-'], xml);
+    const nodeAlone = (): Promise<void> => promisify(execFile)(process.execPath, ['-e', '']).then(() => undefined);
+    const per = await alternate({ run: () => msPerCall(hookCall) }, { run: () => msPerCall(nodeAlone) }, { rounds: ctx.quick ? 5 : 15, warmup: 1 });
+
+    return [{
+      name: 'hook-overhead',
+      ratio: ratioOfMedians(alt),
+      anchor: 'domain start time without the hook (script not executable; libvirtd loaded with it), es2d running',
+      detail: `start ${ms(median(alt.subject))} with vs ${ms(median(alt.anchor))} without; ${spread(alt)}; `
+        + `es2d answered every 'started' call; one hook call ${ms(median(per.subject))} of which Node start-up alone ${ms(median(per.anchor))}, `
+        + `3 calls per start (prepare, start, started); TCG domain, ${fleet.uuids.length - 1} others running; `
+        + `other qemu hooks present: ${others.length === 0 ? 'none' : others.join(', ')}`,
+      goal: { op: '<=', value: 1.1, text: '<= 1.10' },
+    }];
+  },
+};
+
+/** Runs an executable with `input` on stdin, as libvirt runs a hook; rejects on a non-zero exit. */
+function runWithInput(file: string, args: string[], input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${file} exited with ${code}`))));
+    child.stdin.end(input);
+  });
+}
