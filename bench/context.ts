@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { Connection, DomainStatsTypes, GetAllDomainStatsFlags } from '../src/libvirt/index.js';
+import { Connection, DomainStatsTypes, GetAllDomainStatsFlags, isNoDomain, isOperationInvalid } from '../src/libvirt/index.js';
 import {
   disklessDomainXml,
-  removeDomains,
   startLibvirtd,
   SYSTEM_URI,
   systemTierUnavailable,
@@ -51,6 +50,8 @@ export class Context {
   private fleetPromise: Promise<Fleet> | undefined;
   /** Set by cleanup(): a fleet being made stops making more domains. */
   private closing = false;
+  private readonly late: Promise<void>[] = [];
+  private cleaning: Promise<void> | undefined;
 
   constructor(options: { quick: boolean }) {
     this.quick = options.quick;
@@ -58,31 +59,51 @@ export class Context {
 
   /** Registers work for the end of the current benchmark; it runs last-in first-out. */
   defer(fn: Cleanup): void {
+    if (this.closing) {
+      // Made while an interrupted run is being cleaned up: undone at once, and awaited there.
+      this.late.push(runAll([fn]));
+      return;
+    }
     (this.scopes[this.scopes.length - 1] as Cleanup[]).push(fn);
+  }
+
+  /** True once cleanup() has begun: nothing new should be started. */
+  get interrupted(): boolean {
+    return this.closing;
   }
 
   /** Runs `fn` as one benchmark: what it defers is undone when it ends, whatever the outcome. */
   async scoped<T>(fn: () => Promise<T>): Promise<T> {
-    this.scopes.push([]);
+    const scope: Cleanup[] = [];
+    this.scopes.push(scope);
     try {
       return await fn();
     } finally {
-      await runAll(this.scopes.pop() as Cleanup[]);
+      // cleanup() may have taken this scope already (a signal during the benchmark).
+      const i = this.scopes.indexOf(scope);
+      if (i >= 0) {
+        this.scopes.splice(i, 1);
+        await runAll(scope);
+      }
     }
   }
 
-  /** Undoes everything, the run-wide resources last. */
-  async cleanup(): Promise<void> {
-    this.closing = true;
-    while (this.scopes.length > 1) await runAll(this.scopes.pop() as Cleanup[]);
-    await runAll(this.scopes[0] as Cleanup[]);
-    this.libvirtd = undefined;
-    this.opened = undefined;
-    this.fleetPromise = undefined;
-    this.closing = false;
+  /** Undoes everything, the run-wide resources last. Once: later calls wait for the first. */
+  cleanup(): Promise<void> {
+    this.cleaning ??= (async () => {
+      this.closing = true;
+      // Each scope is taken off before it runs, so a benchmark ending meanwhile cannot run it twice.
+      while (this.scopes.length > 0) await runAll(this.scopes.pop() as Cleanup[]);
+      while (this.late.length > 0) await this.late.shift();
+    })();
+    return this.cleaning;
   }
 
   private deferForRun(fn: Cleanup): void {
+    if (this.closing) {
+      this.late.push(runAll([fn]));
+      return;
+    }
     (this.scopes[0] as Cleanup[]).push(fn);
   }
 
@@ -151,9 +172,9 @@ export class Context {
     // After the fleet is made or has given up, so that no start in flight outlives the removal.
     this.deferForRun(async () => {
       await this.fleetPromise?.catch(() => undefined);
-      await removeDomains(await this.connection(), prefix);
+      await removeByPrefix(await this.connection(), prefix);
     });
-    await removeDomains(conn, prefix); // what an attempt that failed half way left
+    await removeByPrefix(conn, prefix); // what an attempt that failed half way left
     const names = Array.from({ length: FLEET_SIZE }, (_, i) => `${prefix}${String(i).padStart(2, '0')}`);
     const uuids: string[] = [];
     const interrupted = (): Error => new Error('interrupted while making the bench domains');
@@ -204,6 +225,29 @@ async function settle(conn: Connection, uuids: string[], stop: () => boolean): P
   return cores;
 }
 
+/**
+ * Destroys and undefines every domain named `prefix`*. Unlike the tests' removeDomains it goes on
+ * past a domain that stopped or vanished meanwhile (a start still in flight when a run is
+ * interrupted), and fails only at the end, naming what it could not remove.
+ */
+async function removeByPrefix(conn: Connection, prefix: string): Promise<void> {
+  const failed: string[] = [];
+  for (const d of await conn.listAllDomains()) {
+    if (!d.name.startsWith(prefix)) continue;
+    try {
+      await conn.domainDestroy(d.uuid).catch((err: unknown) => {
+        if (!isNoDomain(err) && !isOperationInvalid(err)) throw err;
+      });
+      await conn.domainUndefine(d.uuid).catch((err: unknown) => {
+        if (!isNoDomain(err)) throw err;
+      });
+    } catch (err) {
+      failed.push(`${d.name}: ${(err as Error).message}`);
+    }
+  }
+  if (failed.length > 0) throw new Error(`could not remove ${failed.join('; ')}`);
+}
+
 /** Opens qemu:///system, waiting up to 30 s for a libvirtd that someone is restarting. */
 async function openPatiently(): Promise<Connection> {
   const deadline = Date.now() + 30_000;
@@ -235,7 +279,7 @@ async function removeStale(conn: Connection): Promise<void> {
     const m = new RegExp(`^${NAME_PREFIX}(\\d+)-`).exec(d.name);
     if (m !== null && !processAlive(Number(m[1]))) stale.add(Number(m[1]));
   }
-  for (const pid of stale) await removeDomains(conn, `${NAME_PREFIX}${pid}-`);
+  for (const pid of stale) await removeByPrefix(conn, `${NAME_PREFIX}${pid}-`);
 }
 
 function processAlive(pid: number): boolean {

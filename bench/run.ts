@@ -106,6 +106,7 @@ async function main(): Promise<number> {
   const outcomes: Outcome[] = [];
   try {
     for (const bench of selected) {
+      if (ctx.interrupted) break;
       process.stderr.write(`bench: ${bench.name} ...\n`);
       const t0 = Date.now();
       try {
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
         } catch (err) {
           // Other tests on a shared machine kill and restart libvirtd: one more try on a new
           // connection (the fleet's QEMU processes outlive libvirtd, which finds them again).
-          if (err instanceof Unavailable || !ctx.lostSince(mark)) throw err;
+          if (err instanceof Unavailable || ctx.interrupted || !ctx.lostSince(mark)) throw err;
           process.stderr.write(`bench: ${bench.name}: the libvirt connection was lost (${(err as Error).message}); running it again\n`);
           rows = await ctx.scoped(() => bench.run(ctx));
         }
