@@ -30,7 +30,10 @@ export interface StatsCollectorOptions {
   intervalSeconds?: number;
   /** Length of the rolling current window in seconds. Default 60. */
   windowSeconds?: number;
-  /** A cycle whose bulk call takes longer fails. Default half the interval, at most 5 s. */
+  /**
+   * A cycle whose bulk call takes longer fails. Default half the interval, within 2 to 5 s: a
+   * busy libvirtd answering 30 domains can take most of a second, and cycles never overlap anyway.
+   */
   timeoutSeconds?: number;
   /** Unix seconds; default the system clock. */
   clock?: () => number;
@@ -98,7 +101,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEvents> {
     this.source = source;
     this.intervalSeconds = positive('intervalSeconds', options.intervalSeconds ?? 10);
     this.windowSeconds = positive('windowSeconds', options.windowSeconds ?? 60);
-    this.timeoutSeconds = positive('timeoutSeconds', options.timeoutSeconds ?? Math.min(5, this.intervalSeconds / 2));
+    this.timeoutSeconds = positive('timeoutSeconds', options.timeoutSeconds ?? Math.min(5, Math.max(2, this.intervalSeconds / 2)));
     this.clock = options.clock ?? (() => Date.now() / 1000);
     this.maxSamples = Math.ceil(this.windowSeconds / this.intervalSeconds) * 4 + 8;
   }
