@@ -212,8 +212,14 @@ describe('libvirt connection lifecycle', () => {
   it('emits no lifecycle events after close and lets the process exit', async () => {
     const c = await Connection.open(URI);
     const done = once(c, 'lifecycle');
-    await c.domainDestroy((await c.lookupDomainByName('test')).uuid);
-    await done;
+    // The event handler deliberately does not keep the process alive, so the wait needs a timer.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await c.domainDestroy((await c.lookupDomainByName('test')).uuid);
+      await done;
+    } finally {
+      clearInterval(keepAlive);
+    }
     await c.close();
   });
 
