@@ -23,6 +23,8 @@ import { sleep } from './measure.js';
 
 export const FLEET_SIZE = 30;
 export const NAME_PREFIX = 'es2bench-';
+/** Names of every domain this run makes start with it. */
+export const RUN_PREFIX = `${NAME_PREFIX}${process.pid}-`;
 
 /** A benchmark that cannot run on this machine; the reason is printed and no figure is written. */
 export class Unavailable extends Error {}
@@ -41,6 +43,9 @@ type Cleanup = () => Promise<void> | void;
 
 export class Context {
   readonly quick: boolean;
+  /** `--profile DIR`: es2d processes write CPU profiles there. */
+  readonly profileDir: string | undefined;
+  private disturbance: string | undefined;
   /** Cleanups by scope: [0] lives for the run (libvirtd, fleet), the others for one benchmark. */
   private readonly scopes: Cleanup[][] = [[]];
   private libvirtd: Promise<{ conn: Connection; daemon: Libvirtd }> | undefined;
@@ -53,8 +58,21 @@ export class Context {
   private readonly late: Promise<void>[] = [];
   private cleaning: Promise<void> | undefined;
 
-  constructor(options: { quick: boolean }) {
+  constructor(options: { quick: boolean; profileDir?: string | undefined }) {
     this.quick = options.quick;
+    this.profileDir = options.profileDir;
+  }
+
+  /** Something outside the bench spoilt the benchmark in progress: it must report no figure. */
+  noteDisturbance(why: string): void {
+    this.disturbance ??= why;
+  }
+
+  /** The disturbance noted since the last call, if any. */
+  takeDisturbance(): string | undefined {
+    const why = this.disturbance;
+    this.disturbance = undefined;
+    return why;
   }
 
   /** Registers work for the end of the current benchmark; it runs last-in first-out. */
@@ -166,7 +184,7 @@ export class Context {
   private async makeFleet(): Promise<Fleet> {
     const conn = await this.connection();
     await removeStale(conn);
-    const prefix = `${NAME_PREFIX}${process.pid}-`;
+    const prefix = RUN_PREFIX;
     // Registered before the first define so that a failure half way still removes what was made;
     // on the connection of that moment, since libvirtd may have been restarted meanwhile.
     // After the fleet is made or has given up, so that no start in flight outlives the removal.

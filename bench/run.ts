@@ -3,7 +3,7 @@
 // the reason and left out, never given a number). docs/BENCHMARKS.md says how to read them.
 
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { repoRoot } from '../test/helpers/paths.js';
 import { apiRead } from './api-read.js';
@@ -22,21 +22,27 @@ import { xmlApply } from './xml-apply.js';
 // hook last because it reloads libvirtd.
 const BENCHES: Bench[] = [xmlApply, statsCycle, statsPerDomain, statsMemory, apiRead, applyLatency, es2dResources, hookOverhead];
 
-const USAGE = `usage: npm run bench [-- --only NAME[,NAME...]] [-- --quick]
-  --only   run these benchmarks (or rows) only: ${BENCHES.map((b) => b.name).join(', ')}
-  --quick  fewer rounds and shorter runs (a smoke test; figures are noisier)`;
+const USAGE = `usage: npm run bench [-- --only NAME[,NAME...]] [-- --quick] [-- --profile DIR]
+  --only     run these benchmarks (or rows) only: ${BENCHES.map((b) => b.name).join(', ')}
+  --quick    fewer rounds and shorter runs (a smoke test; figures are noisier)
+  --profile  every es2d started writes a V8 CPU profile into DIR when it stops`;
 
 interface Options {
   only: Set<string> | null;
   quick: boolean;
+  profileDir: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { only: null, quick: false };
+  const options: Options = { only: null, quick: false, profileDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--quick') options.quick = true;
-    else if (a === '--only' || a.startsWith('--only=')) {
+    else if (a === '--profile') {
+      options.profileDir = argv[++i];
+      if (options.profileDir === undefined) throw new Error('--profile needs a directory');
+      options.profileDir = resolve(options.profileDir);
+    } else if (a === '--only' || a.startsWith('--only=')) {
       const list = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (list === undefined || list === '') throw new Error('--only needs a comma-separated list');
       options.only = new Set(list.split(',').map((s) => s.trim()).filter((s) => s !== ''));
@@ -91,7 +97,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const ctx = new Context({ quick: options.quick });
+  const ctx = new Context({ quick: options.quick, profileDir: options.profileDir });
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted) return;
@@ -122,8 +128,13 @@ async function main(): Promise<number> {
           rows = await ctx.scoped(() => bench.run(ctx));
         }
         if (options.only !== null && !options.only.has(bench.name)) rows = rows.filter((r) => options.only!.has(r.name));
+        const disturbed = ctx.takeDisturbance();
+        if (disturbed !== undefined) throw new Error(disturbed);
         outcomes.push({ bench: bench.name, rows });
-      } catch (err) {
+      } catch (caught) {
+        // A disturbance noted by the bench explains a failure better than its symptom does.
+        const disturbed = ctx.takeDisturbance();
+        const err = disturbed === undefined ? caught : new Error(disturbed);
         if (err instanceof Unavailable) outcomes.push({ bench: bench.name, rows: [], skipped: err.message });
         else {
           outcomes.push({ bench: bench.name, rows: [], failed: (err as Error).message });
