@@ -81,7 +81,7 @@ export function ratioOfMedians(a: Alternation): number {
   return median(a.subject) / median(a.anchor);
 }
 
-/** "1.08 (rounds 1.02–1.15)": the ratio with the interquartile range of the per-round ratios. */
+/** "round ratios IQR 1.02–1.15, 40 rounds": how far the per-round ratios spread. */
 export function spread(a: Alternation): string {
   return `round ratios IQR ${fmt(quantile(a.roundRatios, 0.25))}–${fmt(quantile(a.roundRatios, 0.75))}, ${a.roundRatios.length} rounds`;
 }
