@@ -177,7 +177,7 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
       return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
     }
     store.deletePolicy(uuid, options);
-    const outcome = await controller.converge(uuid, 'api policy removed', { adopt: false });
+    const outcome = await controller.converge(uuid, 'api policy removed');
     return { body: { uuid, name, status: 'removed', plan: outcome.plan, etag: ABSENT_ETAG } };
   }
 

@@ -230,7 +230,7 @@ export class Controller {
         if (options.override !== undefined) {
           desired = options.override;
         } else {
-          if (options.adopt !== false) await this.adoptRecorded(conn, uuid, xml);
+          if (options.adopt === true) await this.adoptRecorded(conn, uuid, xml);
           const eff = this.effective(uuid, xml);
           desired = eff?.policy ?? null;
           if (eff === null) this.policyStates.delete(uuid);
@@ -263,7 +263,8 @@ export class Controller {
   /**
    * A domain that carries an es2 record but has no policy here (live-migrated in, or es2d's state
    * was lost) keeps its policy: the record is the mirror that travels with the domain, so it
-   * becomes the stored policy instead of es2 being stripped. An API delete does not adopt.
+   * becomes the stored policy instead of es2 being stripped. Only start-up/reconnect reconciliation
+   * and a domain started by migration or restore adopt.
    */
   private async adoptRecorded(conn: Connection, uuid: string, persistentXml: string): Promise<void> {
     if (this.deps.store.getPolicy(uuid) !== undefined) return;
@@ -302,7 +303,7 @@ export class Controller {
         const xml = await conn.domainGetXMLDesc(d.uuid, DomainXMLFlags.INACTIVE);
         const wants = this.effective(d.uuid, xml) !== null || readRecordedPolicy(xml) !== null;
         if (!wants) return;
-        await this.converge(d.uuid, reason);
+        await this.converge(d.uuid, reason, { adopt: true });
       } catch (err) {
         this.deps.logger.warn('reconcile failed', { domain: d.name, uuid: d.uuid, reason, error: (err as Error).message });
       }
@@ -324,7 +325,11 @@ export class Controller {
       case 'started':
         // A (re)define may be Nova regenerating the XML (hard reboot); a start forgets live-only
         // settings (IOThread polling before libvirt 9.4). Both converge again.
-        void this.converge(uuid, `${ev.event}/${ev.detail}`).catch((err: unknown) => {
+        // Only a domain arriving from elsewhere adopts its record; es2's own define echoing back
+        // must not re-adopt a policy an API delete just removed.
+        void this.converge(uuid, `${ev.event}/${ev.detail}`, {
+          adopt: ev.event === 'started' && (ev.detail === 'migrated' || ev.detail === 'restored'),
+        }).catch((err: unknown) => {
           if (err instanceof Es2Error && err.code === 'DOMAIN_NOT_FOUND') return;
           this.deps.logger.warn('re-apply failed', { domain: name, uuid, event: ev.event, error: (err as Error).message });
         });
