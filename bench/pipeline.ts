@@ -5,7 +5,7 @@
 import { HostRoot, capabilityFeatures, probeHost } from '../src/host/index.js';
 import type { Connection } from '../src/libvirt/index.js';
 import { silentLogger } from '../src/daemon/logger.js';
-import { Metrics } from '../src/report/metrics.js';
+import { Metrics, vmSnapshots } from '../src/report/metrics.js';
 import { Reports, type Identity } from '../src/report/reports.js';
 import { exitCosts } from '../src/savings/index.js';
 import { StatsCollector } from '../src/stats/index.js';
@@ -50,14 +50,7 @@ export async function es2dPipeline(ctx: Context, conn: Connection, options: Pipe
   const reports = new Reports({ store, collector, costs: exitCosts({}), minIoOps: 1000, identify, logger });
   const features = capabilityFeatures(probeHost(new HostRoot('/')));
   const metrics = new Metrics({
-    vms: () => collector.keys().map((uuid) => {
-      const id = identify(uuid);
-      const latest = collector.latest(uuid);
-      return {
-        uuid, name: id?.name ?? latest?.name ?? uuid, project: id?.project ?? null, flavor: id?.flavor ?? null,
-        latest, report: reports.report(uuid),
-      };
-    }),
+    vms: () => vmSnapshots(collector, reports, identify),
     policies: () => [],
     capabilities: () => features,
     collector: () => collector.metrics,

@@ -11,7 +11,7 @@ import { parseCpuset, validatePolicyLayer } from '../policy/index.js';
 import { Controller } from '../reconcile/controller.js';
 import { HookService } from '../reconcile/hook.js';
 import { LibvirtLink } from '../reconcile/link.js';
-import { Metrics } from '../report/metrics.js';
+import { Metrics, vmSnapshots } from '../report/metrics.js';
 import { OutboxPusher } from '../report/outbox.js';
 import { Reports } from '../report/reports.js';
 import { exitCosts } from '../savings/index.js';
@@ -105,14 +105,7 @@ export class Daemon {
       store, collector, costs: exitCosts(config.savings.costsNs), minIoOps: config.savings.minIoOps, identify, logger, outbox,
     });
     const metrics = new Metrics({
-      vms: () => collector.keys().map((uuid) => {
-        const id = identify(uuid);
-        const latest = collector.latest(uuid);
-        return {
-          uuid, name: id?.name ?? latest?.name ?? uuid, project: id?.project ?? null, flavor: id?.flavor ?? null,
-          latest, report: reports.report(uuid),
-        };
-      }),
+      vms: () => vmSnapshots(collector, reports, identify),
       policies: () => [...controller.policyStates].map(([uuid, p]) => ({
         uuid, name: controller.cachedIdentity(uuid)?.name ?? uuid, enabled: p.enabled, source: p.source,
       })),

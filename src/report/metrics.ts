@@ -6,7 +6,8 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { SavingsReport } from '../savings/index.js';
 import type { DomainSample } from '../stats/index.js';
 import { REASONS } from '../stats/index.js';
-import type { CollectorMetrics } from '../stats/collector.js';
+import type { CollectorMetrics, StatsCollector } from '../stats/collector.js';
+import type { Identity, Reports } from './reports.js';
 import type { OutboxMetrics } from './outbox.js';
 
 export interface VmSnapshot {
@@ -16,6 +17,22 @@ export interface VmSnapshot {
   flavor: string | null;
   latest: DomainSample | undefined;
   report: SavingsReport | undefined;
+}
+
+/** The per-VM view of a scrape: every domain the collector has samples of, with its report. */
+export function vmSnapshots(
+  collector: Pick<StatsCollector, 'keys' | 'latest'>,
+  reports: Pick<Reports, 'report'>,
+  identify: (uuid: string) => Identity | undefined,
+): VmSnapshot[] {
+  return collector.keys().map((uuid) => {
+    const id = identify(uuid);
+    const latest = collector.latest(uuid);
+    return {
+      uuid, name: id?.name ?? latest?.name ?? uuid, project: id?.project ?? null, flavor: id?.flavor ?? null,
+      latest, report: reports.report(uuid),
+    };
+  });
 }
 
 export interface PolicySnapshot {
