@@ -134,29 +134,33 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
       const rec = store.putPolicy(uuid, policy, precondition(req, uuid));
       return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid: rec.uuid, name: rec.name, status: 'pending', plan: null, etag: rec.etag } };
     }
-    const { conn, uuid, name, known } = await lookup(ref);
+    const { uuid, name, known } = await lookup(ref);
     const options = precondition(req, uuid);
     if (!known) {
       if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
       const rec = store.putPolicy(uuid, policy, options);
       return { status: 202, headers: { ETag: quote(rec.etag) }, body: { uuid, name: null, status: 'pending', plan: null, etag: rec.etag } };
     }
-    const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
-    const desired = controller.effective(uuid, xml, policy)?.policy ?? null;
-    // The plan first: a policy this domain or host refuses is not stored.
-    const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: desired });
     if (dryRun) {
+      const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, candidate: { policy } });
       const etag = etagOf(uuid);
       return { headers: { ETag: quote(etag) }, body: { uuid, name, status: 'planned', plan: planned.plan, etag } };
     }
-    const rec = store.putPolicy(uuid, policy, { name, ...options });
-    const outcome = await controller.converge(uuid, 'api policy');
-    return { headers: { ETag: quote(rec.etag) }, body: { uuid, name, status: outcome.status, plan: outcome.plan, etag: rec.etag } };
+    // Stored once the plan is computed and before anything changes: a policy this domain or host
+    // refuses is not stored, and If-Match is checked again atomically at the write.
+    let etag: string | undefined;
+    const commit = (): void => {
+      etag = store.putPolicy(uuid, policy, { name, ...options }).etag;
+    };
+    const outcome = await controller.converge(uuid, 'api policy', { candidate: { policy, commit } });
+    // The converge runs commit before its first change, and a plan with nothing to change still
+    // reaches it: only a refusal (thrown above) skips it.
+    return { headers: { ETag: quote(etag!) }, body: { uuid, name, status: outcome.status, plan: outcome.plan, etag: etag! } };
   }
 
   async function deletePolicy(req: ApiRequest): Promise<ApiResponse> {
     const dryRun = req.query.dryRun === true;
-    const { conn, uuid, name, known } = await lookup(req.params.ref!);
+    const { uuid, name, known } = await lookup(req.params.ref!);
     if (!known) {
       if (dryRun) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}: nothing to plan against`);
       // Nothing to delete is a 404 whatever If-Match says (RFC 9110 13.2.2: preconditions apply
@@ -171,9 +175,7 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
     }
     const options = precondition(req, uuid);
     if (dryRun) {
-      const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
-      const remaining = controller.effective(uuid, xml, null)?.policy ?? null;
-      const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, override: remaining });
+      const planned = await controller.converge(uuid, 'api dry run', { dryRun: true, candidate: { policy: null } });
       return { body: { uuid, name, status: 'planned', plan: planned.plan, etag: etagOf(uuid) } };
     }
     store.deletePolicy(uuid, options);

@@ -14,6 +14,7 @@ import type { KnobManager, VmBackend } from '../host/index.js';
 import { isKnobName } from '../host/index.js';
 import {
   type Connection,
+  type DomainInfo,
   DomainMetadataType,
   DomainModificationImpact,
   DomainStatsTypes,
@@ -43,6 +44,13 @@ export interface ApplyOutcome {
 interface Step {
   what: string;
   undo?: () => Promise<unknown>;
+}
+
+/** A domain as libvirt describes it at the start of a converge. */
+export interface DomainSnapshot {
+  info: DomainInfo;
+  persistentXml: string | null;
+  liveXml: string | null;
 }
 
 /** One way a running domain differs from its policy. */
@@ -90,27 +98,50 @@ export class Applier {
   constructor(private readonly deps: ApplierDeps) {}
 
   /**
-   * Brings one domain in line with `policy`; null (or a disabled policy) removes what es2 did.
-   * Callers serialise per domain (KeyedQueue). Throws Es2Error; on failure nothing stays half done
-   * (undo failures are logged and reported in the error message).
+   * What a converge works from, read in one round of parallel libvirt calls: the domain's info, its
+   * persistent definition (null for a transient domain) and its live XML (null when not running).
    */
-  async converge(conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts, dryRun = false): Promise<ApplyOutcome> {
-    const info = await conn.domainGetInfo(uuid).catch((err: unknown) => {
+  async snapshot(conn: Connection, uuid: string): Promise<DomainSnapshot> {
+    // The live XML is asked for before knowing whether the domain runs: for a shut-off domain
+    // libvirt returns its definition, which costs less than a second round trip to find out.
+    const [info, inactiveXml, currentXml] = await Promise.all([
+      conn.domainGetInfo(uuid),
+      conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE),
+      conn.domainGetXMLDesc(uuid),
+    ]).catch((err: unknown) => {
       if (isNoDomain(err)) throw new Es2Error('DOMAIN_NOT_FOUND', `libvirt has no domain ${uuid}`);
       throw err;
     });
+    return { info, persistentXml: info.persistent ? inactiveXml : null, liveXml: info.active ? currentXml : null };
+  }
+
+  /**
+   * Brings one domain in line with `policy`; null (or a disabled policy) removes what es2 did.
+   * Callers serialise per domain (KeyedQueue). Throws Es2Error; on failure nothing stays half done
+   * (undo failures are logged and reported in the error message). `beforeChanges` runs once the
+   * plan is computed and before anything changes (an API write stores its policy there, so a
+   * policy the plan refuses is never stored); it does not run for a dry run.
+   */
+  async converge(
+    conn: Connection,
+    uuid: string,
+    policy: Policy | null,
+    facts: HostFacts,
+    options: { dryRun?: boolean; snapshot?: DomainSnapshot; beforeChanges?: () => void } = {},
+  ): Promise<ApplyOutcome> {
+    const { info, persistentXml, liveXml } = options.snapshot ?? await this.snapshot(conn, uuid);
     const wanted = policy !== null && policy.enabled ? policy : null;
     const transform = (xml: string): { xml: string; plan: Plan } =>
       wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts);
 
     // 1. Everything is computed before anything changes.
-    const persistentXml = info.persistent ? await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE) : null;
     const persistent = persistentXml === null ? null : transform(persistentXml);
-    const live = info.active ? transform(await conn.domainGetXMLDesc(uuid)) : null;
+    const live = liveXml === null ? null : transform(liveXml);
     const plan: Plan = live === null
       ? persistent!.plan
       : { ...(persistent?.plan ?? live.plan), live: live.plan.live, noop: false };
-    if (dryRun) return { uuid, name: info.name, status: 'planned', plan, steps: 0 };
+    if (options.dryRun === true) return { uuid, name: info.name, status: 'planned', plan, steps: 0 };
+    options.beforeChanges?.();
 
     const done: Step[] = [];
     const run = async (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>): Promise<void> => {
@@ -193,17 +224,19 @@ export class Applier {
     run: (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>) => Promise<void>,
   ): Promise<void> {
     if (ops.length === 0) return;
-    // What each op replaces, read once, so undo can put it back.
-    const pins = ops.some((o) => o.op === 'vcpu-pin') ? await conn.domainGetVcpuPinInfo(uuid, CURRENT) : [];
-    const threads = ops.some((o) => o.op === 'iothread-pin' || o.op === 'iothread-del')
-      ? await conn.domainGetIOThreadInfo(uuid, CURRENT) : [];
-    const polls = ops.some((o) => o.op === 'iothread-poll') ? await readPolls(conn, uuid) : new Map();
-    const metadata = ops.some((o) => o.op === 'metadata-set' || o.op === 'metadata-remove')
-      ? await conn.domainGetMetadata(uuid, DomainMetadataType.ELEMENT, ES2_NS, CURRENT).catch((err: unknown) => {
-        if (isNoMetadata(err)) return null;
-        throw err;
-      })
-      : null;
+    // What each op replaces, read once and in parallel (independent queries), so undo can put it back.
+    const has = (...kinds: LiveOp['op'][]): boolean => ops.some((o) => kinds.includes(o.op));
+    const [pins, threads, polls, metadata] = await Promise.all([
+      has('vcpu-pin') ? conn.domainGetVcpuPinInfo(uuid, CURRENT) : [],
+      has('iothread-pin', 'iothread-del') ? conn.domainGetIOThreadInfo(uuid, CURRENT) : [],
+      has('iothread-poll') ? readPolls(conn, uuid) : new Map() as PollState,
+      has('metadata-set', 'metadata-remove')
+        ? conn.domainGetMetadata(uuid, DomainMetadataType.ELEMENT, ES2_NS, CURRENT).catch((err: unknown) => {
+          if (isNoMetadata(err)) return null;
+          throw err;
+        })
+        : null,
+    ]);
     const restoreMetadata = (): Promise<void> =>
       conn.domainSetMetadata(uuid, DomainMetadataType.ELEMENT, metadata, metadata === null ? null : ES2_METADATA_KEY, ES2_NS, CURRENT);
 

@@ -4,6 +4,7 @@
  */
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<unknown>>();
+  private readonly counts = new Map<string, number>();
 
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
@@ -13,10 +14,19 @@ export class KeyedQueue {
       () => undefined,
     );
     this.tails.set(key, tail);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
     void tail.then(() => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
+      const left = (this.counts.get(key) ?? 1) - 1;
+      if (left === 0) this.counts.delete(key);
+      else this.counts.set(key, left);
     });
     return next;
+  }
+
+  /** Tasks queued or running for `key`. */
+  pending(key: string): number {
+    return this.counts.get(key) ?? 0;
   }
 
   /** Resolves when every task queued so far has finished (used by shutdown). */

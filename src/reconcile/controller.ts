@@ -33,7 +33,7 @@ import type { StatsCollector } from '../stats/index.js';
 import type { Store } from '../store/index.js';
 import { hostCpusFromCapabilities, readNovaInstance, readRecordedPolicy, type NovaInstance } from '../xml/index.js';
 import type { Logger } from '../daemon/logger.js';
-import type { ApplyOutcome, Applier, DriftItem } from '../apply/applier.js';
+import type { ApplyOutcome, Applier, DomainSnapshot, DriftItem } from '../apply/applier.js';
 import { KeyedQueue } from '../apply/queue.js';
 import type { LibvirtLink } from './link.js';
 
@@ -213,32 +213,45 @@ export class Controller {
   // --- converging --------------------------------------------------------------------------
 
   /**
-   * Brings a domain in line with its desired policy (or with `override`, for a dry run of a
-   * policy not stored yet). Serialised per domain; different domains run in parallel.
+   * Brings a domain in line with its desired policy. Serialised per domain; different domains run
+   * in parallel. `candidate` plans with a policy in place of the stored one (null: as if none were
+   * stored): an API write passes the policy it stores with `commit`, which runs after the plan and
+   * before any change, so one plan both refuses a bad policy and applies a good one.
    */
   converge(
     uuid: string,
     reason: string,
-    options: { dryRun?: boolean; override?: Policy | null; adopt?: boolean } = {},
+    options: { dryRun?: boolean; adopt?: boolean; candidate?: { policy: Policy | null; commit?: () => void } } = {},
   ): Promise<ApplyOutcome> {
     return this.queue.run(uuid, async () => {
       const conn = this.deps.link.require();
       const facts = this.facts();
+      const dryRun = options.dryRun ?? false;
       try {
-        const xml = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
-        let desired: Policy | null;
-        if (options.override !== undefined) {
-          desired = options.override;
-        } else {
-          if (options.adopt === true) await this.adoptRecorded(conn, uuid, xml);
-          const eff = this.effective(uuid, xml);
-          desired = eff?.policy ?? null;
+        const snapshot = await this.deps.applier.snapshot(conn, uuid);
+        // The flavor's extra specs live in the persistent definition (a transient domain has only its live one).
+        const xml = (snapshot.persistentXml ?? snapshot.liveXml)!;
+        if (options.adopt === true && options.candidate === undefined) this.adoptRecorded(snapshot);
+        const eff = options.candidate === undefined ? this.effective(uuid, xml) : this.effective(uuid, xml, options.candidate.policy);
+        const desired = eff?.policy ?? null;
+        const notePolicyState = (): void => {
           if (eff === null) this.policyStates.delete(uuid);
           else this.policyStates.set(uuid, { enabled: eff.policy.enabled, source: eff.sources.enabled });
-        }
-        if (!options.dryRun && desired?.enabled === true) this.autoBaseline(uuid, xml);
-        const outcome = await this.deps.applier.converge(conn, uuid, desired, facts, options.dryRun ?? false);
-        if (!options.dryRun) {
+        };
+        // The stored policy is in force even when this host refuses it now; a candidate only once stored.
+        if (!dryRun && options.candidate === undefined) notePolicyState();
+        const outcome = await this.deps.applier.converge(conn, uuid, desired, facts, {
+          dryRun,
+          snapshot,
+          beforeChanges: () => {
+            if (options.candidate !== undefined) {
+              options.candidate.commit?.();
+              notePolicyState();
+            }
+            if (desired?.enabled === true) this.autoBaseline(uuid, xml);
+          },
+        });
+        if (!dryRun) {
           // A converge that found everything in place (es2's own define echoing back as an event,
           // a periodic re-apply) keeps the record of the apply that did the work.
           const previous = this.deps.store.getApplied(uuid);
@@ -250,7 +263,8 @@ export class Controller {
         return outcome;
       } catch (err) {
         this.deps.link.noteFailure(err);
-        if (!options.dryRun && !(err instanceof Es2Error && err.code === 'DOMAIN_NOT_FOUND')) {
+        // A write refused by its precondition changed nothing: the last apply's record stands.
+        if (!dryRun && !(err instanceof Es2Error && (err.code === 'DOMAIN_NOT_FOUND' || err.code === 'PRECONDITION_FAILED'))) {
           const message = err instanceof Error ? err.message : String(err);
           const existing = this.deps.store.getApplied(uuid);
           this.deps.store.putApplied({ uuid, name: existing?.name ?? null, policy: existing?.policy ?? null, plan: existing?.plan ?? null, result: 'failed', error: message });
@@ -266,16 +280,17 @@ export class Controller {
    * becomes the stored policy instead of es2 being stripped. Only start-up/reconnect reconciliation
    * and a domain started by migration or restore adopt.
    */
-  private async adoptRecorded(conn: Connection, uuid: string, persistentXml: string): Promise<void> {
+  private adoptRecorded(snapshot: DomainSnapshot): void {
+    const { uuid, name } = snapshot.info;
     if (this.deps.store.getPolicy(uuid) !== undefined) return;
     let recorded: Policy | null = null;
     try {
-      recorded = readRecordedPolicy(persistentXml) ?? readRecordedPolicy(await conn.domainGetXMLDesc(uuid));
+      recorded = (snapshot.persistentXml === null ? null : readRecordedPolicy(snapshot.persistentXml))
+        ?? (snapshot.liveXml === null ? null : readRecordedPolicy(snapshot.liveXml));
     } catch {
       // A corrupt record is not adopted; the domain is then converged to its other sources.
     }
     if (recorded === null) return;
-    const name = (await conn.lookupDomainByUUID(uuid)).name;
     this.deps.store.putPolicy(uuid, recorded, { name });
     this.deps.logger.info('policy adopted from the domain\'s es2 record', { domain: name, uuid });
   }

@@ -113,6 +113,30 @@ describe('policy writes: ETag, If-Match and dryRun', () => {
     assert.equal(await etagOf(), '"none"');
   });
 
+  it('re-checks If-Match at the write: of two PUTs that both passed it, the second is refused and changes nothing', async () => {
+    const e1 = (await api.put('/v1/domains/test/policy', P1)).headers.etag!;
+    await settled();
+    // Hold the domain's queue so both requests pass the early If-Match check before either writes;
+    // the loser then meets the store's atomic check after its plan, before touching the domain.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const held = es2d.daemon.controller.queue.run(uuid, () => gate);
+    const racing = [P2, { enabled: true, vcpus: [{ vcpu: 0, cpuset: '7' }] }].map((p) =>
+      api.put<PolicyResult>('/v1/domains/test/policy', p, { headers: { 'if-match': e1 } }));
+    await until('both PUTs to wait on the domain', () => (es2d.daemon.controller.queue.pending(uuid) >= 3 ? true : undefined));
+    release();
+    await held;
+    const results = await Promise.all(racing);
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 412]);
+    const winner = results[0]!.status === 200 ? 0 : 1;
+    assertError(results[1 - winner]!, 'PRECONDITION_FAILED');
+    const wanted = winner === 0 ? P2 : { enabled: true, vcpus: [{ vcpu: 0, cpuset: '7' }] };
+    assert.deepEqual((await api.get<DomainBody>('/v1/domains/test')).body.storedPolicy, wanted);
+    assert.equal(await etagOf(), results[winner]!.headers.etag);
+    assert.deepEqual((await conn.domainGetVcpuPinInfo(uuid))[0], [Number(wanted.vcpus[0]!.cpuset)], 'the domain runs the winner\'s pins');
+    assert.equal(es2d.daemon.store.getApplied(uuid)?.result, 'ok', 'the refused write is not recorded as a failed apply');
+  });
+
   it('takes * (any stored policy), lists of ETags, and compares strongly', async () => {
     assertError(await api.put('/v1/domains/test/policy', P1, { headers: { 'if-match': '*' } }), 'PRECONDITION_FAILED');
     const e1 = (await api.put('/v1/domains/test/policy', P1)).headers.etag!;
