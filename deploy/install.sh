@@ -36,7 +36,7 @@ while (($#)); do
 done
 
 # The hook's environment: libvirt runs hooks with only PATH, HOME, USER, LOGNAME, TMPDIR,
-# LD_PRELOAD, LD_LIBRARY_PATH and LC_ALL=C, so ES2_* settings ride on its #! line through env -S.
+# LD_PRELOAD, LD_LIBRARY_PATH and LC_ALL=C, so ES2_* settings are written into the hook itself.
 hook_vars=()
 for pair in "${hook_env[@]}"; do
   name=${pair%%=*} value=${pair#*=}
@@ -84,6 +84,11 @@ node_version=$("$node" -p 'process.versions.node')
 plain_path "$node" || fail "the path $node has characters a unit's ExecStart cannot take unquoted"
 under_home "$node" && fail "$node is under a home directory, which es2d.service cannot see (ProtectHome=yes); install Node 20 system-wide"
 say "node" "$node (v$node_version)"
+# The libvirt hook is POSIX sh forwarding to es2d with curl (a Node start per hook call would
+# add ~50 ms to each of the three calls of every domain start).
+curl=$(command -v curl) || fail "curl is not on PATH: the libvirt hook needs it (apt-get install curl)"
+plain_path "$curl" || fail "the path $curl has characters the hook cannot take unquoted"
+say "curl" "$curl"
 
 [[ -d $prefix ]] || fail "--prefix $prefix: no such directory"
 prefix=$(cd "$prefix" && pwd)
@@ -177,14 +182,15 @@ other_hooks=0
 for f in "$(target /etc/libvirt/hooks/qemu.d)"/*; do
   [[ -f $f && -x $f && ${f##*/} != 50-es2 ]] && other_hooks=1
 done
-# The #! line names this host's Node: libvirtd's PATH need not have it, and a hook that cannot
-# start fails the domain start it was called for.
-if ((${#hook_vars[@]})); then
-  shebang="#!/usr/bin/env -S ${hook_vars[*]} $node"
-else
-  shebang="#!$node"
-fi
-{ echo "$shebang"; tail -n +2 "$hook_src"; } >"$work/hook"
+# The settings go under the #! line, curl's path among them: libvirtd's PATH need not have it.
+# Values were checked above (or are plain paths), so they need no quoting.
+{
+  head -n 1 "$hook_src"
+  echo "# Written by deploy/install.sh:"
+  echo "ES2_CURL=$curl"
+  for pair in "${hook_vars[@]}"; do echo "$pair"; done
+  tail -n +2 "$hook_src"
+} >"$work/hook"
 ensure_file "$work/hook" "$hook_path" 0755
 hook_state=$file_state
 

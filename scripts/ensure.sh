@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-pkgs=(libvirt-dev libvirt-clients libvirt-daemon-system qemu-system-x86 pkg-config g++ make python3)
+pkgs=(libvirt-dev libvirt-clients libvirt-daemon-system qemu-system-x86 pkg-config g++ make python3 curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

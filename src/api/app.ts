@@ -116,7 +116,9 @@ export function createApp(options: AppOptions): express.Express {
               })
             : undefined);
         }
-      : express.json({ limit: op.bodyLimit, strict: false, type: () => true });
+      : op.bodyType === 'application/xml'
+        ? express.text({ limit: op.bodyLimit, type: () => true })
+        : express.json({ limit: op.bodyLimit, strict: false, type: () => true });
     app[op.method](op.expressPath, readBody, (req: Request, res: Response, next: NextFunction) => {
       const query = { ...(req.query as Record<string, unknown>) };
       const params = { ...req.params };
@@ -124,7 +126,7 @@ export function createApp(options: AppOptions): express.Express {
       const body: unknown = hasBody(req) ? req.body : undefined;
       if (op.validateBody !== undefined) {
         if (body === undefined) {
-          if (op.bodyRequired) errors.push({ path: '', message: 'a JSON request body is required' });
+          if (op.bodyRequired) errors.push({ path: '', message: `a ${op.bodyType === 'application/xml' ? 'XML' : 'JSON'} request body is required` });
         } else {
           errors.push(...op.validateBody(body));
         }

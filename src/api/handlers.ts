@@ -267,6 +267,13 @@ export function createHandlers(deps: HandlerDeps): Record<string, Handler> {
     captureBaseline: async (req) => ({ status: 201, body: reports.captureBaseline(await savingsOf(req.params.ref!)) }),
     listSavings: () => ({ body: reports.all() }),
     libvirtHook: (req) => ({ body: hooks.handle(req.body as HookRequest) }),
+    libvirtHookXml: (req) => {
+      const answer = hooks.handle({
+        name: '', op: req.params.op!, subop: String(req.query.subop ?? '-'), extra: String(req.query.extra ?? '-'),
+        xml: typeof req.body === 'string' ? req.body : '',
+      });
+      return answer.xml === null ? { status: 204 } : { body: answer.xml, contentType: 'application/xml' };
+    },
     getMetrics: async () => ({ body: await metrics.render(), contentType: metrics.contentType }),
     getOpenApi: () => ({ body: openApiDocument }),
     getHealth: () => ({ body: { status: 'ok', checks: { process: true } } }),

@@ -9,6 +9,9 @@ import { documentAjv, DOCUMENT_ID, openApiDocument, schemaErrorDetails } from '.
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
+const BODY_TYPES = ['application/json', 'application/xml'] as const;
+export type BodyType = (typeof BODY_TYPES)[number];
+
 export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
 
 interface ResponseObject {
@@ -45,6 +48,8 @@ export interface Operation {
   validateParams: (input: { path: object; query: object; header: object }) => ErrorDetail[];
   validateBody?: (body: unknown) => ErrorDetail[];
   bodyRequired: boolean;
+  /** JSON bodies are parsed; `application/xml` ones are handed over as a string. */
+  bodyType: BodyType;
   /** The request body's size limit in bytes (`x-max-bytes`); undefined: the operation takes no body. */
   bodyLimit: number | undefined;
   /** By status code (`default` included); tests validate every response with these. */
@@ -103,7 +108,13 @@ export function loadSpec(): Spec {
         query: compile(coercingAjv, paramsSchema(params, 'query')),
         header: compile(coercingAjv, paramsSchema(params, 'header')),
       };
-      const bodySchema = op.requestBody?.content?.['application/json']?.schema;
+      // One media type per request body: JSON, or text for the hook's XML form.
+      const bodyTypes = Object.keys(op.requestBody?.content ?? {});
+      const bodyType = bodyTypes[0];
+      if (bodyTypes.length > 1 || (bodyType !== undefined && !BODY_TYPES.includes(bodyType as BodyType))) {
+        throw new Error(`openapi/es2.yaml: ${op.operationId} declares request body type(s) ${bodyTypes.join(', ')}; es2 reads one of ${BODY_TYPES.join(', ')}`);
+      }
+      const bodySchema = bodyType === undefined ? undefined : op.requestBody!.content![bodyType]!.schema;
       const bodyValidator = bodySchema === undefined ? undefined : compile(strictAjv, bodySchema);
       const bodyLimit = op.requestBody?.['x-max-bytes'];
       // Every body is bounded, and the bound is part of the contract a client reads.
@@ -146,6 +157,7 @@ export function loadSpec(): Spec {
           ? {}
           : { validateBody: (body: unknown) => (bodyValidator(body) ? [] : schemaErrorDetails(bodyValidator.errors)) }),
         bodyRequired: op.requestBody?.required === true,
+        bodyType: (bodyType ?? 'application/json') as BodyType,
         bodyLimit,
         responses,
       });

@@ -171,6 +171,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/hooks/libvirt/{op}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The same call in the form the shipped hook sends it (a POSIX sh script with curl, so no JSON handling): the domain XML as the body, the hook's operation in the path, its sub-operation and extra argument in the query; the domain's name is read from the XML. Answers the XML to print for `migrate` and `restore` (200) or nothing to print (204). Never calls libvirt. Body (the XML) at most 1 MiB. */
+        post: operations["libvirtHookXml"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -923,6 +940,45 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HookResponse"];
                 };
+            };
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Error"];
+        };
+    };
+    libvirtHookXml: {
+        parameters: {
+            query?: {
+                subop?: string;
+                extra?: string;
+            };
+            header?: never;
+            path: {
+                /** @description libvirt's operation argument (prepare, start, started, stopped, release, migrate, restore, ...). */
+                op: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/xml": string;
+            };
+        };
+        responses: {
+            /** @description The rewritten domain XML, for the hook to print. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description Nothing to print (the XML is unchanged). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             default: components["responses"]["Error"];

@@ -23,13 +23,20 @@ export interface HookAnswer {
   notes: string[];
 }
 
-function uuidOf(xml: string): string | null {
+/** The domain's UUID and name from its XML; nulls when it is not domain XML es2 can read. */
+function identityOf(xml: string): { uuid: string | null; name: string | null } {
   try {
-    const el = parseXml(xml, 'domain XML').getElementsByTagName('uuid').item(0);
-    const text = el?.textContent?.trim().toLowerCase() ?? '';
-    return /^[0-9a-f-]{32,36}$/.test(text) ? text : null;
+    const root = parseXml(xml, 'domain XML').documentElement;
+    const child = (tag: string): string | null => {
+      for (let n = root?.firstChild ?? null; n !== null; n = n.nextSibling) {
+        if (n.nodeName === tag) return n.textContent?.trim() ?? null;
+      }
+      return null;
+    };
+    const uuid = child('uuid')?.toLowerCase() ?? '';
+    return { uuid: /^[0-9a-f-]{32,36}$/.test(uuid) ? uuid : null, name: child('name') };
   } catch {
-    return null;
+    return { uuid: null, name: null };
   }
 }
 
@@ -72,9 +79,11 @@ export class HookService {
 
   handle(req: HookRequest): HookAnswer {
     const facts = this.controller.knownFacts;
-    const uuid = req.xml === '' ? null : uuidOf(req.xml);
+    const { uuid, name: xmlName } = req.xml === '' ? { uuid: null, name: null } : identityOf(req.xml);
+    // The shell hook does not send the name argument; libvirt's XML carries it.
+    const name = req.name !== '' ? req.name : (xmlName ?? '');
     const log = (action: string, extra: Record<string, unknown> = {}): void => {
-      this.logger.info('hook', { domain: req.name, uuid, op: req.op, subop: req.subop, action, ...extra });
+      this.logger.info('hook', { domain: name, uuid, op: req.op, subop: req.subop, action, ...extra });
     };
     switch (req.op) {
       case 'migrate':
@@ -98,7 +107,7 @@ export class HookService {
           // After the answer: libvirt waits for the hook, and converging calls libvirt.
           setImmediate(() => {
             this.controller.converge(uuid, 'hook started').catch((err: unknown) => {
-              this.logger.warn('re-apply after start failed', { domain: req.name, uuid, error: (err as Error).message });
+              this.logger.warn('re-apply after start failed', { domain: name, uuid, error: (err as Error).message });
             });
           });
           log('re-apply queued');

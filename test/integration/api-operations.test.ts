@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 
 import { DomainXMLFlags, type Connection } from '../../src/libvirt/index.js';
 import { packageFile } from '../../src/package/root.js';
-import { operationsWithoutSuccess, startApiDaemon, until, type ApiClient, type ApiDaemon } from '../helpers/api-client.js';
+import { assertError, operationsWithoutSuccess, startApiDaemon, until, type ApiClient, type ApiDaemon } from '../helpers/api-client.js';
 
 const KNOB = 'sys/module/kvm/parameters/halt_poll_ns';
 
@@ -157,6 +157,27 @@ describe('API operations on test:///default', () => {
     assert.equal(typeof r.body.xml, 'string');
     assert.doesNotMatch(r.body.xml!, /cpuset='40'/);
     assert.ok((r.body.notes ?? []).length > 0, 'the hook says what it dropped');
+  });
+
+  it('answers the shell hook\'s form: XML in, the XML to print out (200) or nothing (204)', async () => {
+    await api.put('/v1/domains/test/policy', { enabled: true, vcpus: [{ vcpu: 0, cpuset: '3' }] });
+    const recorded = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
+    await api.delete('/v1/domains/test/policy');
+    const incoming = recorded.replace(/<vcpupin vcpu='0' cpuset='3'\/>/, "<vcpupin vcpu='0' cpuset='40'/>")
+      .replace(/"cpuset":"3"/, '"cpuset":"40"');
+    const xmlHeaders = { 'content-type': 'application/xml', accept: 'application/xml' };
+    const rewritten = await api.post<string>('/v1/hooks/libvirt/migrate?subop=begin&extra=-', undefined, { raw: incoming, headers: xmlHeaders });
+    assert.equal(rewritten.status, 200);
+    assert.match(String(rewritten.headers['content-type']), /^application\/xml/);
+    assert.match(rewritten.body, /^<domain/);
+    assert.doesNotMatch(rewritten.body, /cpuset='40'/);
+    // Unchanged XML, an operation es2d does nothing for, and no body at all: nothing to print.
+    for (const [target, raw] of [['/v1/hooks/libvirt/migrate', recorded], ['/v1/hooks/libvirt/reconnect?subop=begin', recorded], ['/v1/hooks/libvirt/prepare', undefined]] as const) {
+      const r = await api.post(target, undefined, raw === undefined ? {} : { raw, headers: xmlHeaders });
+      assert.equal(r.status, 204, target);
+      assert.equal(r.text, '', target);
+    }
+    assertError(await api.post('/v1/hooks/libvirt/Prepare%20x', undefined, { raw: recorded, headers: xmlHeaders, unchecked: true }), 'VALIDATION_FAILED');
   });
 
   it('stores a policy for a UUID libvirt does not know (202) and applies it when the domain appears', async () => {

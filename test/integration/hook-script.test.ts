@@ -3,7 +3,7 @@
 // rewritten XML for migrate; with es2d down or stuck it lets the start go on.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,9 +12,13 @@ import { apply, readRecordedPolicy } from '../../src/xml/index.js';
 import { startEs2d, type Es2dProcess } from '../helpers/es2d.js';
 import { fixture, repoRoot } from '../helpers/paths.js';
 import { tempDir } from '../helpers/temp.js';
+import { until } from '../helpers/wait.js';
 
 const HOOK = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
 const domain = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8');
+
+/** The fixture with a <description> (XML text, already escaped) after its name. */
+const withDescription = (text: string): string => domain.replace('</name>', `</name>\n  <description>${text}</description>`);
 
 interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
 
@@ -26,6 +30,8 @@ function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    // The hook does not read stdin for operations it does not forward.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - start }));
     child.stdin.end(stdin);
   });
@@ -40,13 +46,44 @@ describe('the libvirt hook script', () => {
     await es2d?.stop();
   });
 
-  it('forwards prepare/start/started/stopped/release with empty output and exit 0', async () => {
-    for (const [op, subop] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end']]) {
+  it('forwards prepare/started/stopped/release with empty output and exit 0; start, reconnect and attach stay local', async () => {
+    const uuid = /<uuid>([^<]+)<\/uuid>/.exec(domain)![1]!;
+    for (const [op, subop] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end'],
+      ['reconnect', 'begin'], ['attach', 'begin']]) {
       const r = await runHook(['instance-00000031', op!, subop!, '-'], domain, { ES2_SOCKET: es2d.socket });
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, '');
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, '', ''], op);
     }
-    assert.match(es2d.logs(), /"message":"hook"[^\n]*"op":"prepare"/);
+    const hookLines = await until('es2d to log the hook calls', () => {
+      const lines = es2d.logs().split('\n').filter((l) => l.includes('"message":"hook"'));
+      return lines.length >= 4 ? lines.map((l) => JSON.parse(l) as { op: string; domain: string; uuid: string }) : undefined;
+    });
+    assert.deepEqual(hookLines.map((l) => l.op), ['prepare', 'started', 'stopped', 'release']);
+    for (const l of hookLines) {
+      // The name and UUID come from the XML: the shell hook sends no JSON.
+      assert.equal(l.domain, 'instance-00000031');
+      assert.equal(l.uuid, uuid);
+    }
+  });
+
+  it('passes arguments and XML full of shell metacharacters as data', async () => {
+    const dir = tempDir();
+    const canary = join(dir, 'pwned');
+    const payloads = [`$(touch ${canary})`, `\`touch ${canary}\``, `; touch ${canary}`, `' "&| touch ${canary}`, '-', ''];
+    const xml = withDescription(`$(touch ${canary}) \`touch ${canary}\` ' " &amp; ;`);
+    for (const p of payloads) {
+      const r = await runHook([p, 'migrate', p, p], xml, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
+      assert.equal(r.code, 0, `${JSON.stringify(p)}: ${r.stderr}`);
+      assert.equal(r.stdout, '', 'no es2 record: unchanged');
+    }
+    assert.equal(existsSync(canary), false, 'nothing ran');
+  });
+
+  it('says which curl it could not find, and refuses only when told to', async () => {
+    const env = { ES2_SOCKET: es2d.socket, ES2_CURL: '/nonexistent/curl' };
+    const open = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+    assert.deepEqual([open.code, open.stdout], [0, '']);
+    assert.match(open.stderr, /^es2 hook: INTERNAL: \/nonexistent\/curl not found/);
+    assert.equal((await runHook(['vm', 'prepare', 'begin', '-'], domain, { ...env, ES2_HOOK_FAILURE: 'fail' })).code, 1);
   });
 
   it('prints the rewritten XML for a migrated domain whose es2 pins cannot exist here', async () => {
@@ -85,10 +122,10 @@ describe('the libvirt hook script', () => {
     const stuck: Server = createServer(() => undefined);
     await new Promise<void>((r) => stuck.listen(sock, r));
     try {
-      const r = await runHook(['vm', 'start', 'begin', '-'], domain, { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' });
+      const r = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' });
       assert.equal(r.code, 0);
       assert.equal(r.stdout, '');
-      assert.match(r.stderr, /did not answer within 1000 ms/);
+      assert.match(r.stderr, /did not answer within 1 s/);
       // Bounded by the timeout, not by the stuck server (which would wait forever); generous margin
       // for a loaded machine.
       assert.ok(r.ms < 10_000, `the hook took ${r.ms} ms`);
@@ -106,9 +143,9 @@ describe('the libvirt hook script', () => {
     const env = { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' };
     try {
       const first = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
-      assert.match(first.stderr, /did not answer within 1000 ms/);
-      // The next calls of the same start (start, started) give up at once instead of waiting again.
-      const second = await runHook(['vm', 'start', 'begin', '-'], domain, env);
+      assert.match(first.stderr, /did not answer within 1 s/);
+      // The next call of the same start (started) gives up at once instead of waiting again.
+      const second = await runHook(['vm', 'started', 'begin', '-'], domain, env);
       assert.equal(second.code, 0);
       assert.match(second.stderr, /did not answer a recent hook call; not waiting for it/);
     } finally {
@@ -128,8 +165,12 @@ describe('the libvirt hook script', () => {
   it('passes an es2d error code through in fail-closed mode', async () => {
     const r = await runHook(['vm', 'migrate', 'begin', '-'], '', { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
     assert.equal(r.code, 0, 'an empty migrate XML is unchanged, not an error');
-    const bad = await runHook(['x'.repeat(300), 'prepare', 'begin', '-'], domain, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
+    // More XML than the operation takes (1 MiB): es2d refuses it, and the hook passes the code on.
+    const huge = withDescription('x'.repeat(1024 * 1024));
+    const bad = await runHook(['vm', 'prepare', 'begin', '-'], huge, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /VALIDATION_FAILED/);
+    assert.match(bad.stderr, /^es2 hook: es2d answered 400: .*VALIDATION_FAILED/);
+    const open = await runHook(['vm', 'prepare', 'begin', '-'], huge, { ES2_SOCKET: es2d.socket });
+    assert.deepEqual([open.code, open.stdout], [0, ''], 'fail-open: the start goes on');
   });
 });

@@ -292,6 +292,11 @@ describe('names, labels, hook arguments and config values are data, never shell 
         if (re.test(text)) offenders.push(`${relative(repoRoot, f)}: ${what}`);
       }
     }
+    // The hook is a shell script: it runs curl by design, and must never run its input as code.
+    const hook = readFileSync(join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2'), 'utf8');
+    for (const [what, re] of [['eval', /\beval\b/], ['source', /\bsource\b/], ['. FILE', /^\s*\.\s/m], ['backticks', /`/]] as const) {
+      if (re.test(hook.replace(/^\s*#.*$/gm, ''))) offenders.push(`deploy/libvirt/hooks/qemu.d/50-es2: ${what}`);
+    }
     assert.ok(files.length > 50, `${files.length} files read`);
     assert.deepEqual(offenders, []);
   });

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { loadSpec, type Operation, type Spec } from '../../src/api/spec.js';
 import { ErrorCodes, type ErrorCode } from '../../src/errors/index.js';
 import type { Es2dProcess } from '../helpers/es2d.js';
-import { repoRoot } from '../helpers/paths.js';
 import { tempDir } from '../helpers/temp.js';
 import { until } from '../helpers/wait.js';
 
@@ -209,7 +208,8 @@ export function wireExchange(socketPath: string, bytes: Buffer, ms = 5000): Prom
   });
 }
 
-export const HOOK_SCRIPT = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
+export { HOOK_SCRIPT } from '../helpers/hook.js';
+import { HOOK_SCRIPT } from '../helpers/hook.js';
 
 export interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
 

@@ -243,9 +243,11 @@ describe('deploy/install.sh', { skip: notRoot }, () => {
     assert.match(readFileSync(join(root, 'etc', 'group'), 'utf8'), /^es2:x:\d+:$/m);
     const hook = join(root, 'etc', 'libvirt', 'hooks', 'qemu.d', '50-es2');
     assert.equal(lstatSync(hook).mode & 0o777, 0o755);
-    const [shebang, ...rest] = readFileSync(hook, 'utf8').split('\n');
-    assert.match(shebang!, /^#!\/\S+\/node$/);
-    assert.deepEqual(rest, readFileSync(HOOK, 'utf8').split('\n').slice(1), 'the hook is the repository\'s, #! line aside');
+    const [shebang, comment, curl, ...rest] = readFileSync(hook, 'utf8').split('\n');
+    assert.equal(shebang, '#!/bin/sh');
+    assert.equal(comment, '# Written by deploy/install.sh:');
+    assert.match(curl!, /^ES2_CURL=\/\S+\/curl$/, 'curl\'s path: libvirtd\'s PATH need not have it');
+    assert.deepEqual(rest, readFileSync(HOOK, 'utf8').split('\n').slice(1), 'the hook is the repository\'s, settings aside');
     const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'es2d.service'), 'utf8');
     assert.match(unit, new RegExp(`^ExecStart=/\\S+/node ${repoRoot}/dist/src/daemon/main\\.js --config /etc/es2/es2d\\.yaml$`, 'm'));
     assert.equal(readFileSync(join(root, 'etc', 'es2', 'es2d.yaml'), 'utf8'), readFileSync(CONFIG, 'utf8'));
@@ -257,7 +259,7 @@ describe('deploy/install.sh', { skip: notRoot }, () => {
 
     const before = snapshot(root);
     const second = install(root);
-    const facts = /^(install root|node|es2 checkout) /;
+    const facts = /^(install root|node|curl|es2 checkout) /;
     assert.deepEqual(itemLines(second.stdout).filter((l) => !facts.test(l) && !/ in place$/.test(l)), []);
     assert.match(second.stdout, /^Nothing to change: everything was already in place\.$/m);
     assert.doesNotMatch(second.stdout, /restart libvirtd/);
@@ -305,7 +307,7 @@ describe('deploy/install.sh', { skip: notRoot }, () => {
     const socket = join(root, 'nobody-listens.sock');
     install(root, '--hook-env', `ES2_SOCKET=${socket}`, '--hook-env', 'ES2_HOOK_FAILURE=fail');
     const hook = join(root, 'etc', 'libvirt', 'hooks', 'qemu.d', '50-es2');
-    assert.match(readFileSync(hook, 'utf8'), new RegExp(`^#!/usr/bin/env -S ES2_SOCKET=${socket} ES2_HOOK_FAILURE=fail /\\S+/node\\n`));
+    assert.match(readFileSync(hook, 'utf8'), new RegExp(`^#!/bin/sh\\n# Written by deploy/install.sh:\\nES2_CURL=/\\S+\\nES2_SOCKET=${socket}\\nES2_HOOK_FAILURE=fail\\n`));
     // As libvirt runs it: PATH and LC_ALL only, domain XML on stdin.
     const run = spawnSync(hook, ['instance-00000001', 'prepare', 'begin', '-'], {
       input: '<domain/>', encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
