@@ -19,7 +19,7 @@ import { Client } from '../src/cli/client.js';
 import { DomainXMLFlags, isNoDomain, type Connection } from '../src/libvirt/index.js';
 import { ES2_NS } from '../src/xml/index.js';
 import { SYSTEM_URI } from '../test/helpers/libvirtd.js';
-import { bin } from '../test/helpers/paths.js';
+import { bin, repoRoot } from '../test/helpers/paths.js';
 import { RUN_PREFIX, Unavailable, type Context } from './context.js';
 import { sleep } from './measure.js';
 
@@ -33,6 +33,14 @@ export interface Es2d {
   logs(): string;
   stop(): Promise<void>;
 }
+
+/** The Node flags of deploy/systemd/es2d.service's ExecStart (between node and the script). */
+export const UNIT_NODE_FLAGS: string[] = (() => {
+  const unit = readFileSync(join(repoRoot, 'deploy', 'systemd', 'es2d.service'), 'utf8');
+  const exec = /^ExecStart=\S+((?: --\S+)*) \S+\/daemon\/main\.js /m.exec(unit);
+  if (exec === null) throw new Error('deploy/systemd/es2d.service: no ExecStart of the form node [flags] .../daemon/main.js');
+  return exec[1]!.trim().split(/\s+/).filter((f) => f !== '');
+})();
 
 export interface Es2dOptions {
   statsInterval: number;
@@ -50,8 +58,9 @@ export async function startEs2d(ctx: Context, options: Es2dOptions): Promise<Es2
     bin.es2d, '--uri', SYSTEM_URI, '--listen', `unix:${socket}`, '--state-dir', join(dir, 'state'),
     '--host-root', hostRoot, '--stats-interval', String(options.statsInterval),
   ];
-  // `--profile DIR`: a CPU profile of each es2d, written when it stops.
-  const node = ctx.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`];
+  // Node's flags as the shipped unit runs es2d; `--profile DIR` adds a CPU profile of each es2d,
+  // written when it stops.
+  const node = [...UNIT_NODE_FLAGS, ...(ctx.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`])];
   const logFile = join(dir, 'es2d.log');
   const fd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [...node, ...args], { stdio: ['ignore', 'ignore', fd] });

@@ -197,10 +197,11 @@ hook_state=$file_state
 # --- systemd unit ---------------------------------------------------------------------------------
 
 unit_path=/etc/systemd/system/es2d.service
-sed -e "s#^ExecStart=/usr/bin/node /opt/es2/#ExecStart=$node $prefix/#" \
+# Node's flags between the binary and the script are kept.
+sed -e "/^ExecStart=/s#^ExecStart=/usr/bin/node #ExecStart=$node #" -e "/^ExecStart=/s# /opt/es2/# $prefix/#" \
   -e "s#^Documentation=file:/opt/es2/#Documentation=file:$prefix/#" "$unit_src" >"$work/unit"
-grep -q "^ExecStart=$node $prefix/dist/src/daemon/main.js " "$work/unit" ||
-  fail "$unit_src: its ExecStart no longer starts with /usr/bin/node /opt/es2/, so it cannot be rendered"
+grep -Eq "^ExecStart=$node( --[a-z0-9=-]+)* $prefix/dist/src/daemon/main.js " "$work/unit" ||
+  fail "$unit_src: its ExecStart is no longer /usr/bin/node [flags] /opt/es2/dist/..., so it cannot be rendered"
 ensure_file "$work/unit" "$unit_path" 0644
 if [[ $file_state != same ]]; then
   if [[ $root != "" ]]; then

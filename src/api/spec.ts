@@ -29,7 +29,7 @@ interface ParameterObject {
 /** What the spec declares for one response status of an operation. */
 export interface ResponseSpec {
   /** Validator of the JSON body; null when the response has no JSON content. */
-  validate: ValidateFunction | null;
+  readonly validate: ValidateFunction | null;
   /** Declared media types (`application/json`, `text/plain`); empty: no body. */
   mediaTypes: string[];
   /** Header names (lower case) the response must carry. */
@@ -126,8 +126,14 @@ export function loadSpec(): Spec {
         const r = deref<ResponseObject>(document, ref);
         const content = r.content ?? {};
         const s = content['application/json']?.schema;
+        // Compiled on first use: only tests validate responses, and compiling every response
+        // schema up front was most of es2d's start-up work and its memory peak.
+        let validator: ValidateFunction | null | undefined;
         responses.set(status, {
-          validate: s === undefined ? null : compile(strictAjv, s),
+          get validate() {
+            validator ??= s === undefined ? null : compile(strictAjv, s);
+            return validator;
+          },
           mediaTypes: Object.keys(content),
           requiredHeaders: Object.entries(r.headers ?? {})
             .filter(([, h]) => deref<{ required?: boolean }>(document, h).required === true)

@@ -1,5 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // es2d entry point: flags (DESIGN.md, Interfaces) over the YAML config, then run until SIGTERM.
+// (The #! line caps V8's young generation as deploy/systemd/es2d.service does: see the note there.)
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import { Es2Error } from '../errors/index.js';

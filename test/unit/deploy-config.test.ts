@@ -136,7 +136,7 @@ describe('deploy/systemd/es2d.service', () => {
 
   it('runs the package bin es2d with /etc/es2/es2d.yaml', () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    assert.equal(one('Service', 'ExecStart'), `/usr/bin/node /opt/es2/${pkg.bin.es2d} --config /etc/es2/es2d.yaml`);
+    assert.equal(one('Service', 'ExecStart'), `/usr/bin/node --max-semi-space-size=4 /opt/es2/${pkg.bin.es2d} --config /etc/es2/es2d.yaml`);
   });
 
   it('rolls nothing back on stop', () => {
@@ -249,7 +249,7 @@ describe('deploy/install.sh', { skip: notRoot }, () => {
     assert.match(curl!, /^ES2_CURL=\/\S+\/curl$/, 'curl\'s path: libvirtd\'s PATH need not have it');
     assert.deepEqual(rest, readFileSync(HOOK, 'utf8').split('\n').slice(1), 'the hook is the repository\'s, settings aside');
     const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'es2d.service'), 'utf8');
-    assert.match(unit, new RegExp(`^ExecStart=/\\S+/node ${repoRoot}/dist/src/daemon/main\\.js --config /etc/es2/es2d\\.yaml$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStart=/\\S+/node --max-semi-space-size=4 ${repoRoot}/dist/src/daemon/main\\.js --config /etc/es2/es2d\\.yaml$`, 'm'));
     assert.equal(readFileSync(join(root, 'etc', 'es2', 'es2d.yaml'), 'utf8'), readFileSync(CONFIG, 'utf8'));
     assert.equal(lstatSync(join(root, 'etc', 'es2', 'es2d.yaml')).mode & 0o777, 0o640);
     const token = join(root, 'etc', 'es2', 'api.token');
