@@ -127,9 +127,59 @@ export class Applier {
     uuid: string,
     policy: Policy | null,
     facts: HostFacts,
-    options: { dryRun?: boolean; snapshot?: DomainSnapshot; beforeChanges?: () => void } = {},
+    options: { dryRun?: boolean; snapshot?: DomainSnapshot; beforeChanges?: () => void | Promise<void> } = {},
   ): Promise<ApplyOutcome> {
-    const { info, persistentXml, liveXml } = options.snapshot ?? await this.snapshot(conn, uuid);
+    const snapshot = options.snapshot ?? await this.snapshot(conn, uuid);
+    try {
+      return await this.apply(conn, uuid, policy, facts, { ...options, snapshot });
+    } catch (err) {
+      throw await this.asConflict(conn, uuid, policy, facts, snapshot, err);
+    }
+  }
+
+  /**
+   * A libvirt refusal of a step planned from the domain as libvirt itself described it means,
+   * most often, that someone changed the domain in between (`virsh iothreaddel` while es2 pins that
+   * IOThread). After the rollback the domain is planned again: a different plan is that change,
+   * and the caller gets CONFLICT (retry) instead of INTERNAL.
+   */
+  private async asConflict(
+    conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts, before: DomainSnapshot, err: unknown,
+  ): Promise<unknown> {
+    if (!(err instanceof Es2Error) || err.code !== 'INTERNAL' || !(err.cause instanceof LibvirtError)) return err;
+    const planOf = (snap: DomainSnapshot): string | null => {
+      try {
+        const wanted = policy !== null && policy.enabled ? policy : null;
+        const transform = (xml: string): Plan => (wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts)).plan;
+        return JSON.stringify([snap.info.active, snap.persistentXml === null ? null : transform(snap.persistentXml),
+          snap.liveXml === null ? null : transform(snap.liveXml).live]);
+      } catch (e) {
+        return `refused: ${(e as Error).message}`;
+      }
+    };
+    let now: DomainSnapshot;
+    try {
+      now = await this.snapshot(conn, uuid);
+    } catch (e) {
+      // Gone meanwhile: the domain changed under the apply, as surely as it can.
+      if (e instanceof Es2Error && e.code === 'DOMAIN_NOT_FOUND') {
+        return new Es2Error('CONFLICT', `${err.message}; the domain was undefined meanwhile`, { cause: err });
+      }
+      return err;
+    }
+    if (planOf(now) === planOf(before)) return err;
+    return new Es2Error('CONFLICT', `${err.message}; the domain changed while es2 applied to it (another tool or operator?): `
+      + 'nothing of this apply stays, send it again', { details: err.details, cause: err });
+  }
+
+  private async apply(
+    conn: Connection,
+    uuid: string,
+    policy: Policy | null,
+    facts: HostFacts,
+    options: { dryRun?: boolean; snapshot: DomainSnapshot; beforeChanges?: () => void | Promise<void> },
+  ): Promise<ApplyOutcome> {
+    const { info, persistentXml, liveXml } = options.snapshot;
     const wanted = policy !== null && policy.enabled ? policy : null;
     const transform = (xml: string): { xml: string; plan: Plan } =>
       wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts);
@@ -141,7 +191,7 @@ export class Applier {
       ? persistent!.plan
       : { ...(persistent?.plan ?? live.plan), live: live.plan.live, noop: false };
     if (options.dryRun === true) return { uuid, name: info.name, status: 'planned', plan, steps: 0 };
-    options.beforeChanges?.();
+    await options.beforeChanges?.();
 
     const done: Step[] = [];
     const run = async (what: string, action: () => Promise<unknown>, undo?: () => Promise<unknown>): Promise<void> => {

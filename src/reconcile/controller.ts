@@ -221,7 +221,7 @@ export class Controller {
   converge(
     uuid: string,
     reason: string,
-    options: { dryRun?: boolean; adopt?: boolean; candidate?: { policy: Policy | null; commit?: () => void } } = {},
+    options: { dryRun?: boolean; adopt?: boolean; candidate?: { policy: Policy | null; commit?: () => void | Promise<void> } } = {},
   ): Promise<ApplyOutcome> {
     return this.queue.run(uuid, async () => {
       const conn = this.deps.link.require();
@@ -243,9 +243,9 @@ export class Controller {
         const outcome = await this.deps.applier.converge(conn, uuid, desired, facts, {
           dryRun,
           snapshot,
-          beforeChanges: () => {
+          beforeChanges: async () => {
             if (options.candidate !== undefined) {
-              options.candidate.commit?.();
+              await options.candidate.commit?.();
               notePolicyState();
             }
             if (desired?.enabled === true) this.autoBaseline(uuid, xml);

@@ -137,6 +137,28 @@ describe('policy writes: ETag, If-Match and dryRun', () => {
     assert.deepEqual((await conn.domainGetVcpuPinInfo(uuid))[0], [Number(wanted.vcpus[0]!.cpuset)], 'the domain runs the winner\'s pins');
   });
 
+  it('answers CONFLICT, not INTERNAL, when the domain is changed by hand between the plan and the apply', async () => {
+    const io = (cpuset: string): object => ({ enabled: true, hybridIo: { iothreads: 1, iothreadCpuset: cpuset } });
+    assert.equal((await api.put('/v1/domains/test/policy', io('2'))).status, 200);
+    await settled();
+    const before = await conn.domainGetIOThreadInfo(uuid);
+    const ours = before.find((t) => t.cpus.length === 1 && t.cpus[0] === 2);
+    assert.ok(ours !== undefined, JSON.stringify(before));
+    // The plan pins that IOThread to CPU 3; an operator deletes it before the pin runs.
+    const racing = es2d.daemon.controller.converge(uuid, 'test: hand change mid-apply', {
+      candidate: { policy: io('3') as never, commit: () => conn.domainDelIOThread(uuid, ours.id) },
+    });
+    await assert.rejects(racing, (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CONFLICT', err.message);
+      assert.match(err.message, /changed while es2 applied/);
+      return true;
+    });
+    // Sent again, the write goes through against the domain as it is now.
+    const again = await api.put<PolicyResult>('/v1/domains/test/policy', io('3'));
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.ok((await conn.domainGetIOThreadInfo(uuid)).some((t) => t.cpus.length === 1 && t.cpus[0] === 3));
+  });
+
   it('takes * (any stored policy), lists of ETags, and compares strongly', async () => {
     assertError(await api.put('/v1/domains/test/policy', P1, { headers: { 'if-match': '*' } }), 'PRECONDITION_FAILED');
     const e1 = (await api.put('/v1/domains/test/policy', P1)).headers.etag!;
