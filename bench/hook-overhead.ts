@@ -22,12 +22,14 @@ import { SYSTEM_URI } from '../test/helpers/libvirtd.js';
 import type { Bench } from './bench.js';
 import { Unavailable } from './context.js';
 import { startEs2d } from './es2d.js';
-import { alternate, median, ms, msPerCall, ratioOfMedians, sleep, spread } from './measure.js';
+import { alternate, fmt, median, ms, msPerCall, ratioOfMedians, sleep, spread } from './measure.js';
 
 const HOOKS = '/etc/libvirt/hooks';
 const HOOK_DIR = join(HOOKS, 'qemu.d');
 // Named for this run, so that it never replaces or removes a 50-es2 someone else installed.
 const HOOK = join(HOOK_DIR, `50-es2bench-${process.pid}`);
+// A hook that does nothing (`exit 0`): what libvirt charges a start for running any hook at all.
+const NOOP_HOOK = join(HOOK_DIR, `50-es2bench-${process.pid}-noop`);
 
 // After a destroy: the stop and release hooks and es2d's reactions finish before the next start.
 const SETTLE_MS = 700;
@@ -84,18 +86,20 @@ export const hookOverhead: Bench = {
     for (const d of made) mkdirSync(d, { mode: 0o755 });
     const curl = execFileSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).trim();
     writeFileSync(HOOK, renderHook({ ES2_CURL: curl, ES2_SOCKET: es2d.socket }), { mode: 0o755 });
+    writeFileSync(NOOP_HOOK, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
     ctx.defer(async () => {
       rmSync(HOOK, { force: true });
+      rmSync(NOOP_HOOK, { force: true });
       for (const d of made.reverse()) rmdirSync(d);
       await reloadLibvirtd();
     });
     await reloadLibvirtd();
     // Hooks of others (an installed es2, other tests) run on both sides alike: named in the detail.
-    const others = readdirSync(HOOK_DIR).filter((f) => join(HOOK_DIR, f) !== HOOK);
+    const others = readdirSync(HOOK_DIR).filter((f) => join(HOOK_DIR, f) !== HOOK && join(HOOK_DIR, f) !== NOOP_HOOK);
 
-    const withHook = (on: boolean) => ({
+    const withHook = (on: boolean, file = HOOK) => ({
       async run(): Promise<number> {
-        chmodSync(HOOK, on ? 0o755 : 0o644);
+        chmodSync(file, on ? 0o755 : 0o644);
         return msPerCall(() => conn.domainCreate(uuid));
       },
       async reset(): Promise<void> {
@@ -105,19 +109,34 @@ export const hookOverhead: Bench = {
     });
     const rounds = ctx.quick ? 5 : 15;
     const warmup = 2;
-    const before = answered(es2d.logs(), name, 'prepare');
+    // By default no start waits for es2d (src and docs: the hook forwards prepare only when
+    // fail-closed); the release after each start's destroy is forwarded, which proves the hook ran.
+    const before = answered(es2d.logs(), name, 'release');
     const alt = await alternate(withHook(true), withHook(false), { rounds, warmup });
-    const calls = answered(es2d.logs(), name, 'prepare') - before;
+    const calls = answered(es2d.logs(), name, 'release') - before;
     if (calls !== rounds + warmup) {
-      throw new Error(`es2d answered ${calls} 'prepare' hook calls for ${rounds + warmup} starts with the hook: the measurement is not of the hook`);
+      throw new Error(`es2d answered ${calls} 'release' hook calls for ${rounds + warmup} stops with the hook: the measurement is not of the hook`);
     }
 
-    // What one forwarded hook call costs (libvirt runs the hook three times per start: prepare is
-    // forwarded to es2d, start and started exit at once), next to starting Node alone (what each
-    // call cost when the hook was a Node script).
+    // The same with ES2_HOOK_FAILURE=fail, where es2d must answer prepare before QEMU starts.
+    writeFileSync(HOOK, renderHook({ ES2_CURL: curl, ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' }), { mode: 0o644 });
+    const failPrepares = answered(es2d.logs(), name, 'prepare');
+    const failClosed = await alternate(withHook(true), withHook(false), { rounds: ctx.quick ? 5 : 11, warmup: 1 });
+    const failCalls = answered(es2d.logs(), name, 'prepare') - failPrepares;
+    if (failCalls !== (ctx.quick ? 5 : 11) + 1) throw new Error(`fail-closed: es2d answered ${failCalls} 'prepare' calls`);
+    writeFileSync(HOOK, renderHook({ ES2_CURL: curl, ES2_SOCKET: es2d.socket }), { mode: 0o644 });
+
+    // What libvirt alone charges for a hook (forking from libvirtd, the XML on stdin, waiting), with
+    // a hook that does nothing: the part of the overhead no hook can avoid.
+    chmodSync(HOOK, 0o644);
+    const noop = await alternate(withHook(true, NOOP_HOOK), withHook(false, NOOP_HOOK), { rounds: ctx.quick ? 5 : 11, warmup: 1 });
+    chmodSync(NOOP_HOOK, 0o644);
+
+    // What one forwarded hook call costs, next to starting Node alone (what each call cost when the
+    // hook was a Node script).
     const xml = await conn.domainGetXMLDesc(uuid);
     chmodSync(HOOK, 0o755);
-    const hookCall = (): Promise<void> => runWithInput(HOOK, [name, 'prepare', 'begin', '-'], xml);
+    const hookCall = (): Promise<void> => runWithInput(HOOK, [name, 'release', 'end', '-'], xml);
     const nodeAlone = (): Promise<void> => promisify(execFile)(process.execPath, ['-e', '']).then(() => undefined);
     const per = await alternate({ run: () => msPerCall(hookCall) }, { run: () => msPerCall(nodeAlone) }, { rounds: ctx.quick ? 5 : 15, warmup: 1 });
 
@@ -126,8 +145,10 @@ export const hookOverhead: Bench = {
       ratio: ratioOfMedians(alt),
       anchor: 'domain start time without the hook (script not executable; libvirtd loaded with it), es2d running',
       detail: `start ${ms(median(alt.subject))} with vs ${ms(median(alt.anchor))} without; ${spread(alt)}; `
-        + `es2d answered every 'prepare' call; one forwarded hook call (sh + curl + es2d) ${ms(median(per.subject))}, `
-        + `against Node start-up alone ${ms(median(per.anchor))}; 3 calls per start (prepare forwarded; start, started exit at once); `
+        + `3 hook calls per start, none forwarded (es2d answered the release of every stop); `
+        + `with ES2_HOOK_FAILURE=fail (prepare forwarded): ${fmt(ratioOfMedians(failClosed))} (start ${ms(median(failClosed.subject))} vs ${ms(median(failClosed.anchor))}); `
+        + `one forwarded hook call (sh + curl + es2d) ${ms(median(per.subject))} against Node start-up alone ${ms(median(per.anchor))}; `
+        + `a hook that does nothing (exit 0): ${fmt(ratioOfMedians(noop))} (start ${ms(median(noop.subject))} vs ${ms(median(noop.anchor))}, ${spread(noop)}); `
         + `TCG domain, ${fleet.uuids.length - 1} others running; `
         + `other qemu hooks present: ${others.length === 0 ? 'none' : others.join(', ')}`,
       goal: { op: '<=', value: 1.1, text: '<= 1.10' },

@@ -66,11 +66,13 @@ export function parsePid(text: string): number {
 
 /**
  * Checks a libvirt domain name before it becomes part of a file name (only the
- * `run/libvirt/qemu/<name>.pid` read does that).
+ * `run/libvirt/qemu/<name>.pid` read does that). Without '/' the name and its `.pid` suffix are
+ * one path component, so even `..` names the file `...pid` in that directory, as libvirt does.
  */
 export function checkDomainName(name: string): string {
-  if (name.length === 0 || name.length > 255 || name.includes('/') || name.includes('\0') || name.includes('..')) {
-    throw validationFailed(`domain name ${JSON.stringify(name)} cannot name a file: it is empty, too long, or has '/', '..' or NUL`);
+  // NAME_MAX is 255 bytes, `.pid` included.
+  if (name.length === 0 || Buffer.byteLength(name) > 251 || name.includes('/') || name.includes('\0')) {
+    throw validationFailed(`domain name ${JSON.stringify(name)} cannot name a file: it is empty, too long, or has '/' or NUL`);
   }
   return name;
 }

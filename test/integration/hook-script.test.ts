@@ -46,18 +46,21 @@ describe('the libvirt hook script', () => {
     await es2d?.stop();
   });
 
-  it('forwards prepare/stopped/release with empty output and exit 0; start, started, reconnect and attach stay local', async () => {
+  it('forwards release (and prepare with ES2_HOOK_FAILURE=fail) with empty output and exit 0; the rest stays local', async () => {
     const uuid = /<uuid>([^<]+)<\/uuid>/.exec(domain)![1]!;
     for (const [op, subop] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end'],
       ['reconnect', 'begin'], ['attach', 'begin']]) {
       const r = await runHook(['instance-00000031', op!, subop!, '-'], domain, { ES2_SOCKET: es2d.socket });
       assert.deepEqual([r.code, r.stdout, r.stderr], [0, '', ''], op);
     }
+    // Fail-closed: es2d must answer prepare before the start goes on.
+    const closed = await runHook(['instance-00000031', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
+    assert.deepEqual([closed.code, closed.stdout, closed.stderr], [0, '', '']);
     const hookLines = await until('es2d to log the hook calls', () => {
       const lines = es2d.logs().split('\n').filter((l) => l.includes('"message":"hook"'));
-      return lines.length >= 3 ? lines.map((l) => JSON.parse(l) as { op: string; domain: string; uuid: string }) : undefined;
+      return lines.length >= 2 ? lines.map((l) => JSON.parse(l) as { op: string; domain: string; uuid: string }) : undefined;
     });
-    assert.deepEqual(hookLines.map((l) => l.op), ['prepare', 'stopped', 'release']);
+    assert.deepEqual(hookLines.map((l) => l.op), ['release', 'prepare']);
     for (const l of hookLines) {
       // The name and UUID come from the XML: the shell hook sends no JSON.
       assert.equal(l.domain, 'instance-00000031');
@@ -80,7 +83,7 @@ describe('the libvirt hook script', () => {
 
   it('says which curl it could not find, and refuses only when told to', async () => {
     const env = { ES2_SOCKET: es2d.socket, ES2_CURL: '/nonexistent/curl' };
-    const open = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+    const open = await runHook(['vm', 'release', 'end', '-'], domain, env);
     assert.deepEqual([open.code, open.stdout], [0, '']);
     assert.match(open.stderr, /^es2 hook: INTERNAL: \/nonexistent\/curl not found/);
     assert.equal((await runHook(['vm', 'prepare', 'begin', '-'], domain, { ...env, ES2_HOOK_FAILURE: 'fail' })).code, 1);
@@ -108,7 +111,7 @@ describe('the libvirt hook script', () => {
 
   it('exits 0 at once with no output when es2d is down, and refuses with ES2_HOOK_FAILURE=fail', async () => {
     const missing = join(tempDir(), 'nobody.sock');
-    const open = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: missing });
+    const open = await runHook(['vm', 'release', 'end', '-'], domain, { ES2_SOCKET: missing });
     assert.equal(open.code, 0);
     assert.equal(open.stdout, '');
     const closed = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: missing, ES2_HOOK_FAILURE: 'fail' });
@@ -122,7 +125,7 @@ describe('the libvirt hook script', () => {
     const stuck: Server = createServer(() => undefined);
     await new Promise<void>((r) => stuck.listen(sock, r));
     try {
-      const r = await runHook(['vm', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' });
+      const r = await runHook(['vm', 'release', 'end', '-'], domain, { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' });
       assert.equal(r.code, 0);
       assert.equal(r.stdout, '');
       assert.match(r.stderr, /did not answer within 1 s/);
@@ -142,10 +145,10 @@ describe('the libvirt hook script', () => {
     await new Promise<void>((r) => stuck.listen(sock, r));
     const env = { ES2_SOCKET: sock, ES2_HOOK_TIMEOUT: '1' };
     try {
-      const first = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+      const first = await runHook(['vm', 'release', 'end', '-'], domain, env);
       assert.match(first.stderr, /did not answer within 1 s/);
       // The next forwarded call gives up at once instead of waiting again.
-      const second = await runHook(['vm', 'release', 'end', '-'], domain, env);
+      const second = await runHook(['vm', 'migrate', 'begin', '-'], domain, env);
       assert.equal(second.code, 0);
       assert.match(second.stderr, /did not answer a recent hook call; not waiting for it/);
     } finally {
@@ -154,7 +157,7 @@ describe('the libvirt hook script', () => {
     }
     const back = await startEs2d({ socket: sock });
     try {
-      const third = await runHook(['vm', 'prepare', 'begin', '-'], domain, env);
+      const third = await runHook(['vm', 'release', 'end', '-'], domain, env);
       assert.equal(third.code, 0);
       assert.equal(third.stderr, '');
     } finally {
@@ -170,7 +173,7 @@ describe('the libvirt hook script', () => {
     const bad = await runHook(['vm', 'prepare', 'begin', '-'], huge, { ES2_SOCKET: es2d.socket, ES2_HOOK_FAILURE: 'fail' });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^es2 hook: es2d answered 400: .*VALIDATION_FAILED/);
-    const open = await runHook(['vm', 'prepare', 'begin', '-'], huge, { ES2_SOCKET: es2d.socket });
+    const open = await runHook(['vm', 'release', 'end', '-'], huge, { ES2_SOCKET: es2d.socket });
     assert.deepEqual([open.code, open.stdout], [0, ''], 'fail-open: the start goes on');
   });
 });

@@ -157,6 +157,25 @@ describe('fuzzing domain XML', () => {
       await fuzz('hook-endpoint', hookCases, checkEndpoint, { numRuns: RUNS, timeLimitMs: TIME_LIMIT_MS, tally: figures });
     });
 
+    const checkXmlEndpoint = async (c: HookCase): Promise<void> => {
+      const xml = mutate(texts.get(c.fixture)!, c.mutations);
+      const path = `/v1/hooks/libvirt/${c.op}?subop=begin&extra=-`;
+      const r = await send(`unix:${es2d.socket}`, { method: 'POST', path, headers: { 'content-type': 'application/xml' }, body: xml });
+      assertWellFormed(`POST ${path}`, r, 'POST');
+      assert.ok(r.status === 200 || r.status === 204, `hook ${c.op} (XML form) answered ${r.status}: ${r.text.slice(0, 300)}`);
+      if (r.status === 200) {
+        const doc = new DOMParser({ onError: (level, message) => assert.fail(`es2d answered XML that does not parse (${level}: ${message})`) })
+          .parseFromString(r.text, 'text/xml');
+        assert.equal(doc.documentElement?.localName, 'domain');
+      }
+      assertAlive(es2d, `hook ${c.op} (XML form)`);
+    };
+
+    replayRegressions('hook-xml-endpoint', checkXmlEndpoint);
+    it(`POST /v1/hooks/libvirt/{op} answers 200 or 204 for any XML and es2d stays up (${RUNS} runs)`, async () => {
+      await fuzz('hook-xml-endpoint', hookCases, checkXmlEndpoint, { numRuns: RUNS, timeLimitMs: TIME_LIMIT_MS, tally: figures });
+    });
+
     const checkScript = async (c: HookCase): Promise<void> => {
       const xml = mutate(texts.get(c.fixture)!, c.mutations);
       const r = await runHook([c.name, c.op, 'begin', '-'], xml, { ES2_SOCKET: es2d.socket });

@@ -26,9 +26,11 @@ const TIMEOUT_S = 1;
 const STARTUP_MARGIN_MS = 2000;
 // What a real start may wait beyond the hook timeouts themselves (scheduling on a loaded machine).
 const WAIT_MARGIN_MS = 1000;
-// The operations the hook forwards; the others (start, started, reconnect, attach) exit at once, see below.
-const OPS: [string, string][] = [['prepare', 'begin'], ['migrate', 'begin'], ['restore', 'begin'], ['stopped', 'end'], ['release', 'end']];
-const SILENT_OPS: [string, string][] = [['start', 'begin'], ['started', 'begin'], ['reconnect', 'begin'], ['attach', 'begin']];
+// The operations the hook forwards: by default, and with ES2_HOOK_FAILURE=fail (prepare then too).
+const OPS: [string, string][] = [['migrate', 'begin'], ['restore', 'begin'], ['release', 'end']];
+const FAIL_OPS: [string, string][] = [['prepare', 'begin'], ['release', 'end']];
+// The others exit at once without asking es2d, whatever its state (prepare only by default).
+const SILENT_OPS: [string, string][] = [['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['reconnect', 'begin'], ['attach', 'begin']];
 const domain = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8');
 
 describe('the hook with es2d down or stuck', () => {
@@ -49,7 +51,7 @@ describe('the hook with es2d down or stuck', () => {
 
   async function everyOp(state: string, socket: string): Promise<void> {
     for (const failure of ['open', 'fail']) {
-      for (const [op, subop] of failure === 'open' ? OPS : OPS.slice(0, 1)) {
+      for (const [op, subop] of failure === 'open' ? OPS : FAIL_OPS) {
         const r = await runHook(['instance-00000031', op, subop, '-'], domain,
           { ES2_SOCKET: socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S), ES2_HOOK_FAILURE: failure });
         figures.faultsInjected++;
@@ -62,17 +64,17 @@ describe('the hook with es2d down or stuck', () => {
       }
     }
     // Operations es2d does nothing for never reach it, whatever its state: nothing to wait for.
-    for (const [op, subop] of SILENT_OPS) {
-      const r = await runHook(['instance-00000031', op, subop, '-'], domain,
-        { ES2_SOCKET: socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S), ES2_HOOK_FAILURE: 'fail' });
-      const what = `${state}, ${op} ${subop}: exit ${r.code} after ${Math.round(r.ms)} ms, stderr ${JSON.stringify(r.stderr)}`;
+    for (const [op, subop, failure] of [...SILENT_OPS.map(([o, so]) => [o, so, 'fail']), ['prepare', 'begin', 'open']]) {
+      const r = await runHook(['instance-00000031', op!, subop!, '-'], domain,
+        { ES2_SOCKET: socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S), ES2_HOOK_FAILURE: failure! });
+      const what = `${state}, ${op} ${subop}, ES2_HOOK_FAILURE=${failure}: exit ${r.code} after ${Math.round(r.ms)} ms, stderr ${JSON.stringify(r.stderr)}`;
       assert.deepEqual([r.code, r.stdout, r.stderr], [0, '', ''], what);
       assert.ok(r.ms < STARTUP_MARGIN_MS, what);
     }
   }
 
   it('answers promptly while es2d is up (the control)', async () => {
-    const r = await runHook(['instance-00000031', 'prepare', 'begin', '-'], domain, { ES2_SOCKET: es2d.socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S) });
+    const r = await runHook(['instance-00000031', 'release', 'end', '-'], domain, { ES2_SOCKET: es2d.socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S) });
     assert.equal(r.code, 0, r.stderr);
     worst.set('up', r.ms);
   });
@@ -134,8 +136,10 @@ describe('a real domain start with es2d stuck', { skip: ours ?? false }, () => {
   let uuid: string;
   const prefix = `es2rel-hookstart-${process.pid}-`;
 
+  let socket: string;
+
   before(async () => {
-    const socket = join(tempDir('es2rel-hook-'), 'es2d.sock');
+    socket = join(tempDir('es2rel-hook-'), 'es2d.sock');
     // libvirt runs hooks with an empty environment: the settings are written into the hook (as install.sh does).
     const script = renderHook({ ES2_SOCKET: socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S) });
     writeFileSync(INSTALLED, script);
@@ -172,7 +176,7 @@ describe('a real domain start with es2d stuck', { skip: ours ?? false }, () => {
   let up = 0;
   let stuck = 0;
 
-  it('holds a start at most one hook timeout (only prepare reaches es2d during a start)', async () => {
+  it('holds a start at most one hook timeout (by default no start waits for es2d at all)', async () => {
     up = await timedStart();
     es2d.child.kill('SIGSTOP');
     figures.faultsInjected++;
@@ -188,5 +192,24 @@ describe('a real domain start with es2d stuck', { skip: ours ?? false }, () => {
 
   it('holds a start no longer than one hook timeout in all', () => {
     assert.ok(stuck - up < TIMEOUT_S * 1000 + WAIT_MARGIN_MS, `start took ${Math.round(stuck)} ms stuck, ${Math.round(up)} ms up`);
+  });
+
+  it('with ES2_HOOK_FAILURE=fail refuses the start while es2d is stuck, within one timeout, and starts once it answers', async () => {
+    writeFileSync(INSTALLED, renderHook({ ES2_SOCKET: socket, ES2_HOOK_TIMEOUT: String(TIMEOUT_S), ES2_HOOK_FAILURE: 'fail' }));
+    es2d.child.kill('SIGSTOP');
+    figures.faultsInjected++;
+    const t = performance.now();
+    try {
+      await assert.rejects(conn.domainCreate(uuid), /hook/i);
+    } finally {
+      es2d.child.kill('SIGCONT');
+    }
+    const refusedMs = performance.now() - t;
+    assert.equal((await conn.domainGetInfo(uuid)).active, false, 'the refused domain is not running');
+    assert.ok(refusedMs < TIMEOUT_S * 1000 + WAIT_MARGIN_MS + up, `refused after ${Math.round(refusedMs)} ms`);
+    // es2d answers again: the next start goes through (no marker holds a fail-closed hook back).
+    await conn.domainCreate(uuid);
+    await conn.domainDestroy(uuid);
+    figures.note('failClosedRefusedMs', Math.round(refusedMs));
   });
 });

@@ -61,12 +61,18 @@ describe('host paths', () => {
     });
   }
 
-  for (const name of ['../../../etc/passwd', 'a/b', 'vm\0', '..', 'a..b', '']) {
-    it(`refuses the domain name ${JSON.stringify(name)} as part of a path`, () => {
+  for (const name of ['../../../etc/passwd', 'a/b', 'vm\0', '', 'x'.repeat(252)]) {
+    it(`refuses the domain name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}... (${name.length})` : name)} as part of a path`, () => {
       assert.throws(() => host.qemuPidFile(name), failsWith('VALIDATION_FAILED'));
       assert.throws(() => host.resolve(`run/libvirt/qemu/${name}.pid`), failsWith('VALIDATION_FAILED'));
     });
   }
+
+  it('takes the domain names libvirt takes that only look like traversal: one file in the pid directory each', () => {
+    for (const name of ['..', '.', '...', 'a..b', '..pid', 'x'.repeat(251)]) {
+      assert.equal(host.qemuPidFile(name), join(host.root, 'run/libvirt/qemu', `${name}.pid`), name);
+    }
+  });
 
   for (const pid of [0, -1, 1.5, Number.NaN, 99_999_999]) {
     it(`builds ES2 per-VM paths from a pid only: refuses ${pid}`, () => {
