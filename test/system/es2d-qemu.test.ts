@@ -110,7 +110,7 @@ describe('es2d on qemu:///system with TCG domains', { skip: skip ?? false }, () 
     // By default (fail-open) the start's prepare/start/started exit in the hook: the re-apply above
     // came from libvirt's lifecycle event.
     assert.doesNotMatch(es2d.logs(), /"message":"hook"[^\n]*"op":"(prepare|start|started)"/);
-    assert.match(es2d.logs(), /"reason":"started\/booted"/);
+    await until('the converge of the start event', async () => (/"reason":"started\/booted"/.test(es2d.logs()) ? true : undefined));
   });
 
   it('gives the domain back as it was when the policy is removed', async () => {
