@@ -8,7 +8,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { Es2Error } from '../errors/index.js';
 import type { Logger } from '../daemon/logger.js';
 import { errorHandler } from './http-errors.js';
-import type { Spec } from './spec.js';
+import { missingBodyMessage, type Spec } from './spec.js';
 
 export interface ApiRequest {
   params: Record<string, string>;
@@ -126,7 +126,7 @@ export function createApp(options: AppOptions): express.Express {
       const body: unknown = hasBody(req) ? req.body : undefined;
       if (op.validateBody !== undefined) {
         if (body === undefined) {
-          if (op.bodyRequired) errors.push({ path: '', message: `a ${op.bodyType === 'application/xml' ? 'XML' : 'JSON'} request body is required` });
+          if (op.bodyRequired) errors.push({ path: '', message: missingBodyMessage(op) });
         } else {
           errors.push(...op.validateBody(body));
         }

@@ -81,6 +81,11 @@ function paramsSchema(params: ParameterObject[], where: ParameterObject['in']): 
   };
 }
 
+/** What a request to `op` without the body it requires is told. */
+export function missingBodyMessage(op: Pick<Operation, 'bodyType'>): string {
+  return `a ${op.bodyType === 'application/xml' ? 'XML' : 'JSON'} request body is required`;
+}
+
 export function loadSpec(): Spec {
   const document = openApiDocument;
   const strictAjv = newAjv(false);

@@ -53,6 +53,32 @@ export interface DomainSnapshot {
   liveXml: string | null;
 }
 
+/** The policy a converge brings in: null (undo what es2 did) for none or a disabled one. */
+function inForce(policy: Policy | null): Policy | null {
+  return policy !== null && policy.enabled ? policy : null;
+}
+
+/** The pure transform of a domain XML to `policy` (removal of es2's settings when none is in force). */
+function transformTo(policy: Policy | null, facts: HostFacts): (xml: string) => { xml: string; plan: Plan } {
+  const wanted = inForce(policy);
+  return (xml) => (wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts));
+}
+
+/** Both definitions of a domain transformed, and the one plan a converge of them follows. */
+function planConverge(snap: DomainSnapshot, policy: Policy | null, facts: HostFacts): {
+  persistent: { xml: string; plan: Plan } | null;
+  live: { xml: string; plan: Plan } | null;
+  plan: Plan;
+} {
+  const transform = transformTo(policy, facts);
+  const persistent = snap.persistentXml === null ? null : transform(snap.persistentXml);
+  const live = snap.liveXml === null ? null : transform(snap.liveXml);
+  const plan: Plan = live === null
+    ? persistent!.plan
+    : { ...(persistent?.plan ?? live.plan), live: live.plan.live, noop: false };
+  return { persistent, live, plan };
+}
+
 /** One way a running domain differs from its policy. */
 export interface DriftItem {
   what: string;
@@ -147,12 +173,9 @@ export class Applier {
     conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts, before: DomainSnapshot, err: unknown,
   ): Promise<unknown> {
     if (!(err instanceof Es2Error) || err.code !== 'INTERNAL' || !(err.cause instanceof LibvirtError)) return err;
-    const planOf = (snap: DomainSnapshot): string | null => {
+    const planOf = (snap: DomainSnapshot): string => {
       try {
-        const wanted = policy !== null && policy.enabled ? policy : null;
-        const transform = (xml: string): Plan => (wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts)).plan;
-        return JSON.stringify([snap.info.active, snap.persistentXml === null ? null : transform(snap.persistentXml),
-          snap.liveXml === null ? null : transform(snap.liveXml).live]);
+        return JSON.stringify([snap.info.active, planConverge(snap, policy, facts).plan]);
       } catch (e) {
         return `refused: ${(e as Error).message}`;
       }
@@ -179,17 +202,10 @@ export class Applier {
     facts: HostFacts,
     options: { dryRun?: boolean; snapshot: DomainSnapshot; beforeChanges?: () => void | Promise<void> },
   ): Promise<ApplyOutcome> {
-    const { info, persistentXml, liveXml } = options.snapshot;
-    const wanted = policy !== null && policy.enabled ? policy : null;
-    const transform = (xml: string): { xml: string; plan: Plan } =>
-      wanted === null ? removeXml(xml, facts) : applyXml(xml, wanted, facts);
-
+    const { info, persistentXml } = options.snapshot;
+    const wanted = inForce(policy);
     // 1. Everything is computed before anything changes.
-    const persistent = persistentXml === null ? null : transform(persistentXml);
-    const live = liveXml === null ? null : transform(liveXml);
-    const plan: Plan = live === null
-      ? persistent!.plan
-      : { ...(persistent?.plan ?? live.plan), live: live.plan.live, noop: false };
+    const { persistent, live, plan } = planConverge(options.snapshot, policy, facts);
     if (options.dryRun === true) return { uuid, name: info.name, status: 'planned', plan, steps: 0 };
     await options.beforeChanges?.();
 
@@ -225,9 +241,7 @@ export class Applier {
    * `virsh vcpupin`, deleted an IOThread, reset polling, or removed es2's metadata.
    */
   async drift(conn: Connection, uuid: string, policy: Policy | null, facts: HostFacts): Promise<DriftItem[]> {
-    const liveXml = await conn.domainGetXMLDesc(uuid);
-    const wanted = policy !== null && policy.enabled ? policy : null;
-    const ops = (wanted === null ? removeXml(liveXml, facts) : applyXml(liveXml, wanted, facts)).plan.live;
+    const ops = transformTo(policy, facts)(await conn.domainGetXMLDesc(uuid)).plan.live;
     if (ops.length === 0) return [];
     const pins = await conn.domainGetVcpuPinInfo(uuid, CURRENT);
     const threads = await conn.domainGetIOThreadInfo(uuid, CURRENT);

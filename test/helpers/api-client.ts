@@ -13,7 +13,7 @@ import { request, type IncomingHttpHeaders, type RequestOptions } from 'node:htt
 import { join } from 'node:path';
 import { parse as parseQuery } from 'node:querystring';
 
-import { loadSpec, type Operation, type Spec } from '../../src/api/spec.js';
+import { loadSpec, missingBodyMessage, type Operation, type Spec } from '../../src/api/spec.js';
 import { resolveConfig, type Config } from '../../src/daemon/config.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger, type Logger } from '../../src/daemon/logger.js';
@@ -157,7 +157,7 @@ export class ApiClient {
     if (op.bodyLimit === undefined) {
       if (sent) errors.push({ path: '', message: 'this operation takes no request body' });
     } else if (!sent) {
-      if (op.bodyRequired) errors.push({ path: '', message: `a ${op.bodyType === 'application/xml' ? 'XML' : 'JSON'} request body is required` });
+      if (op.bodyRequired) errors.push({ path: '', message: missingBodyMessage(op) });
     } else if (body.bytes! > op.bodyLimit) {
       errors.push({ path: '', message: `larger than ${op.bodyLimit} bytes` });
     } else if (op.bodyType === 'application/xml') {

@@ -1,5 +1,6 @@
-// The shipped libvirt hook, and the hook as deploy/install.sh renders it: settings written under
-// the #! line, because libvirt runs hooks with a scrubbed environment.
+// The shipped libvirt hook, run as libvirt runs it, and the hook as deploy/install.sh renders it:
+// settings written under the #! line, because libvirt runs hooks with a scrubbed environment.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -12,4 +13,22 @@ export function renderHook(settings: Record<string, string>): string {
   const [shebang, ...rest] = readFileSync(HOOK_SCRIPT, 'utf8').split('\n');
   const lines = Object.entries(settings).map(([k, v]) => `${k}=${v}`);
   return [shebang!, '# Written by the test:', ...lines, ...rest].join('\n');
+}
+
+export interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
+
+/** The hook script as libvirt runs it: `<name> <op> <subop> <extra>`, the domain XML on stdin. */
+export function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<HookRun> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(HOOK_SCRIPT, args, { env: { PATH: process.env.PATH, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    // The hook does not read stdin for operations it does not forward: a closed pipe is no failure.
+    child.stdin.on('error', () => undefined);
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - start }));
+    child.stdin.end(stdin);
+  });
 }

@@ -142,13 +142,21 @@ describe('API operations on test:///default', () => {
     }
   });
 
-  it('rewrites migrating XML whose recorded pins this host cannot hold', async () => {
+  /**
+   * The test domain as es2 records it with vCPU 0 pinned to CPU 3 (`recorded`), and as it would
+   * arrive from a 64-CPU source host with that pin on CPU 40, which this 16-CPU host lacks.
+   */
+  async function migratingIn(): Promise<{ recorded: string; incoming: string }> {
     await api.put('/v1/domains/test/policy', { enabled: true, vcpus: [{ vcpu: 0, cpuset: '3' }] });
     const recorded = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
     await api.delete('/v1/domains/test/policy');
-    // The source host had 64 CPUs; this one has 16.
     const incoming = recorded.replace(/<vcpupin vcpu='0' cpuset='3'\/>/, "<vcpupin vcpu='0' cpuset='40'/>")
       .replace(/"cpuset":"3"/, '"cpuset":"40"');
+    return { recorded, incoming };
+  }
+
+  it('rewrites migrating XML whose recorded pins this host cannot hold', async () => {
+    const { recorded, incoming } = await migratingIn();
     assert.notEqual(incoming, recorded);
     const r = await api.post<{ xml: string | null; notes?: string[] }>('/v1/hooks/libvirt', {
       name: 'test', op: 'migrate', subop: 'begin', extra: '-', xml: incoming,
@@ -160,11 +168,7 @@ describe('API operations on test:///default', () => {
   });
 
   it('answers the shell hook\'s form: XML in, the XML to print out (200) or nothing (204)', async () => {
-    await api.put('/v1/domains/test/policy', { enabled: true, vcpus: [{ vcpu: 0, cpuset: '3' }] });
-    const recorded = await conn.domainGetXMLDesc(uuid, DomainXMLFlags.INACTIVE);
-    await api.delete('/v1/domains/test/policy');
-    const incoming = recorded.replace(/<vcpupin vcpu='0' cpuset='3'\/>/, "<vcpupin vcpu='0' cpuset='40'/>")
-      .replace(/"cpuset":"3"/, '"cpuset":"40"');
+    const { recorded, incoming } = await migratingIn();
     const xmlHeaders = { 'content-type': 'application/xml', accept: 'application/xml' };
     const rewritten = await api.post<string>('/v1/hooks/libvirt/migrate?subop=begin&extra=-', undefined, { raw: incoming, headers: xmlHeaders });
     assert.equal(rewritten.status, 200);

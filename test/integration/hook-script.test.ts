@@ -2,7 +2,6 @@
 // `<name> <op> <subop> <extra>`, the domain XML on stdin. With es2d up it forwards and prints the
 // rewritten XML for migrate; with es2d down or stuck it lets the start go on.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -10,32 +9,15 @@ import { after, before, describe, it } from 'node:test';
 
 import { apply, readRecordedPolicy } from '../../src/xml/index.js';
 import { startEs2d, type Es2dProcess } from '../helpers/es2d.js';
-import { fixture, repoRoot } from '../helpers/paths.js';
+import { runHook } from '../helpers/hook.js';
+import { fixture } from '../helpers/paths.js';
 import { tempDir } from '../helpers/temp.js';
 import { until } from '../helpers/wait.js';
 
-const HOOK = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
 const domain = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8');
 
 /** The fixture with a <description> (XML text, already escaped) after its name. */
 const withDescription = (text: string): string => domain.replace('</name>', `</name>\n  <description>${text}</description>`);
-
-interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
-
-function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<HookRun> {
-  const start = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(HOOK, args, { env: { PATH: process.env.PATH, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    // The hook does not read stdin for operations it does not forward.
-    child.stdin.on('error', () => undefined);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - start }));
-    child.stdin.end(stdin);
-  });
-}
 
 describe('the libvirt hook script', () => {
   let es2d: Es2dProcess;

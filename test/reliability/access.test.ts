@@ -21,7 +21,7 @@ import { fixture, repoRoot } from '../helpers/paths.js';
 import { hostTree, STOCK_HOST, tempDir } from '../helpers/temp.js';
 import { tally } from './figures.js';
 import { fuzz, replayRegressions } from './fuzz.js';
-import { apiSpec, assertAlive, assertWellFormed, runHook, send, tcpUrl, TOKEN, tokenFile } from './support.js';
+import { apiSpec, assertAlive, assertWellFormed, HOOK_SCRIPT, runHook, send, tcpUrl, TOKEN, tokenFile } from './support.js';
 import { testDriverNode } from './driver-file.js';
 
 const figures = tally('access');
@@ -281,7 +281,7 @@ describe('names, labels, hook arguments and config values are data, never shell 
       }
     };
     walk(join(repoRoot, 'src'));
-    files.push(join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2'));
+    files.push(HOOK_SCRIPT);
     const offenders: string[] = [];
     for (const f of files) {
       const text = readFileSync(f, 'utf8');
@@ -293,7 +293,7 @@ describe('names, labels, hook arguments and config values are data, never shell 
       }
     }
     // The hook is a shell script: it runs curl by design, and must never run its input as code.
-    const hook = readFileSync(join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2'), 'utf8');
+    const hook = readFileSync(HOOK_SCRIPT, 'utf8');
     for (const [what, re] of [['eval', /\beval\b/], ['source', /\bsource\b/], ['. FILE', /^\s*\.\s/m], ['backticks', /`/]] as const) {
       if (re.test(hook.replace(/^\s*#.*$/gm, ''))) offenders.push(`deploy/libvirt/hooks/qemu.d/50-es2: ${what}`);
     }
@@ -345,7 +345,8 @@ describe('names, labels, hook arguments and config values are data, never shell 
     try {
       const xml = readFileSync(fixture('domains', 'nova-unpinned.xml'), 'utf8').replace('instance-00000031', SHELL_PAYLOADS[0]!);
       for (const p of SHELL_PAYLOADS) {
-        const r = await runHook([p, 'prepare', p, p], xml, { ES2_SOCKET: es2d.socket });
+        // migrate: forwarded to es2d in every mode, and answered with the XML to print.
+        const r = await runHook([p, 'migrate', p, p], xml, { ES2_SOCKET: es2d.socket });
         figures.requestsFuzzed++;
         assert.equal(r.code, 0, r.stderr);
       }

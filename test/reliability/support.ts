@@ -2,7 +2,6 @@
 // client library lets through, bounded by a timeout), the checks every answer must pass (no 5xx,
 // errors in the one Error schema with the status their code maps to), es2d's listeners and token.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
@@ -208,23 +207,4 @@ export function wireExchange(socketPath: string, bytes: Buffer, ms = 5000): Prom
   });
 }
 
-export { HOOK_SCRIPT } from '../helpers/hook.js';
-import { HOOK_SCRIPT } from '../helpers/hook.js';
-
-export interface HookRun { code: number | null; stdout: string; stderr: string; ms: number }
-
-/** The hook script as libvirt runs it: `<name> <op> <subop> <extra>`, the domain XML on stdin. */
-export function runHook(args: string[], stdin: string, env: NodeJS.ProcessEnv): Promise<HookRun> {
-  const start = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn(HOOK_SCRIPT, args, { env: { PATH: process.env.PATH, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    // A hook that exits before reading all of stdin closes the pipe: not a failure here.
-    child.stdin.on('error', () => undefined);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - start }));
-    child.stdin.end(stdin);
-  });
-}
+export { HOOK_SCRIPT, runHook, type HookRun } from '../helpers/hook.js';

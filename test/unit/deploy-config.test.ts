@@ -16,15 +16,13 @@ import { DEFAULTS, readConfigFile, resolveConfig } from '../../src/daemon/config
 import { matchFlavorRule, parseCpuset, validatePolicyLayer } from '../../src/policy/index.js';
 import { DEFAULT_EXIT_COSTS_NS, exitCosts } from '../../src/savings/costs.js';
 import { REASONS } from '../../src/stats/counters.js';
+import { HOOK_SCRIPT as HOOK } from '../helpers/hook.js';
 import { repoRoot } from '../helpers/paths.js';
+import { tempDir } from '../helpers/temp.js';
 
 const CONFIG = join(repoRoot, 'deploy', 'es2d.yaml');
 const UNIT = join(repoRoot, 'deploy', 'systemd', 'es2d.service');
 const INSTALL = join(repoRoot, 'deploy', 'install.sh');
-import { tempDir } from '../helpers/temp.js';
-
-const HOOK = join(repoRoot, 'deploy', 'libvirt', 'hooks', 'qemu.d', '50-es2');
-
 
 /** A systemd unit file: section → key → values, in file order (keys may repeat). */
 function parseUnit(text: string): Map<string, Map<string, string[]>> {
@@ -137,6 +135,9 @@ describe('deploy/systemd/es2d.service', () => {
   it('runs the package bin es2d with /etc/es2/es2d.yaml', () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     assert.equal(one('Service', 'ExecStart'), `/usr/bin/node --max-semi-space-size=4 /opt/es2/${pkg.bin.es2d} --config /etc/es2/es2d.yaml`);
+    // es2d started by hand (its #! line) gets the same Node flags as under systemd.
+    const shebang = readFileSync(join(repoRoot, 'src', 'daemon', 'main.ts'), 'utf8').split('\n')[0];
+    assert.equal(shebang, '#!/usr/bin/env -S node --max-semi-space-size=4');
   });
 
   it('rolls nothing back on stop', () => {
